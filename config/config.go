@@ -1,0 +1,197 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"strconv"
+)
+
+// DefaultFetchSendfileMinBytes is the default of fetch.sendfile.min.bytes.
+// Below it, the cost of a sendfile call outweighs copying the bytes out of
+// the memory-mapped segment; the figure is a starting point until it is
+// measured.
+const DefaultFetchSendfileMinBytes = 4096
+
+// segmentHeadroom is how much larger than message.max.bytes a commit log
+// segment has to be, so the largest accepted batch plus the store's own
+// framing always fits in one segment.
+const segmentHeadroom = 4096
+
+// Listener is one endpoint from listeners or advertised.listeners, written
+// as NAME://host:port.
+type Listener struct {
+	// Name is the listener name, upper-cased; only PLAINTEXT is supported.
+	Name string
+	// Host is empty when the listener binds every interface.
+	Host string
+	// Port 0 on listeners asks for any free port; the server advertises the
+	// port it actually bound.
+	Port int
+}
+
+// Addr returns host:port in the form net.Listen and net.Dial take.
+func (l Listener) Addr() string {
+	return net.JoinHostPort(l.Host, strconv.Itoa(l.Port))
+}
+
+// String returns the listener in the form it is configured in.
+func (l Listener) String() string {
+	return l.Name + "://" + l.Addr()
+}
+
+// Config is the broker configuration. Each field's comment names the key it
+// is read from.
+type Config struct {
+	Listeners                []Listener // listeners
+	AdvertisedListeners      []Listener // advertised.listeners
+	LogDir                   string     // log.dirs (exactly one directory)
+	NodeID                   int32      // node.id, or its alias broker.id
+	ClusterID                string     // cluster.id; empty lets the store generate and keep one
+	NumPartitions            int32      // num.partitions
+	DefaultReplicationFactor int16      // default.replication.factor
+	AutoCreateTopics         bool       // auto.create.topics.enable
+	MessageMaxBytes          int32      // message.max.bytes
+	SocketRequestMaxBytes    int32      // socket.request.max.bytes
+	MaxConnections           int        // max.connections
+	LogRetentionMs           int64      // log.retention.ms, .minutes or .hours; -1 keeps data forever
+	LogRetentionBytes        int64      // log.retention.bytes; -1 means no size limit
+	LogFlushIntervalMessages int64      // log.flush.interval.messages
+	LogFlushIntervalMs       int64      // log.flush.interval.ms; -1 leaves flushing to FlushIntervalMs
+	FlushDiskType            string     // flush.disk.type: ASYNC_FLUSH or SYNC_FLUSH
+	FlushIntervalMs          int64      // flush.interval.ms
+	CommitLogSegmentBytes    int64      // commitlog.segment.bytes
+	ConsumeQueueEntries      int64      // consumequeue.segment.entries
+	FetchSendfileMinBytes    int64      // fetch.sendfile.min.bytes
+	MessageTimestampType     string     // log.message.timestamp.type: CreateTime or LogAppendTime
+	LogCleanupPolicy         string     // log.cleanup.policy
+	LoggerFormat             string     // logger.format: console or json
+	LoggerLevel              string     // logger.level: debug, info, warn or error
+	MetricsListener          string     // metrics.listener; empty disables /metrics
+	ShutdownTimeoutMs        int64      // shutdown.timeout.ms
+
+	// explicit holds the trimmed value of every key Load found in a flag,
+	// the environment or the file. Entries needs it to tell a value that
+	// was set from one left at its default, and to report the retention
+	// keys that only feed LogRetentionMs.
+	explicit map[string]string
+}
+
+// Default returns the configuration used when nothing is set: one
+// PLAINTEXT listener on localhost:9092 and data under ./data, which is what
+// a developer expects from a broker started without arguments.
+func Default() *Config {
+	listeners := []Listener{{Name: "PLAINTEXT", Host: "localhost", Port: 9092}}
+	return &Config{
+		Listeners:                listeners,
+		AdvertisedListeners:      advertise(listeners),
+		LogDir:                   "./data",
+		NodeID:                   1,
+		NumPartitions:            1,
+		DefaultReplicationFactor: 1,
+		AutoCreateTopics:         true,
+		MessageMaxBytes:          1048588,
+		SocketRequestMaxBytes:    104857600,
+		MaxConnections:           math.MaxInt32,
+		LogRetentionMs:           168 * 3600 * 1000,
+		LogRetentionBytes:        -1,
+		LogFlushIntervalMessages: math.MaxInt64,
+		LogFlushIntervalMs:       -1,
+		FlushDiskType:            "ASYNC_FLUSH",
+		FlushIntervalMs:          500,
+		CommitLogSegmentBytes:    1 << 30,
+		ConsumeQueueEntries:      300000,
+		FetchSendfileMinBytes:    DefaultFetchSendfileMinBytes,
+		MessageTimestampType:     "CreateTime",
+		LogCleanupPolicy:         "delete",
+		LoggerFormat:             "console",
+		LoggerLevel:              "info",
+		ShutdownTimeoutMs:        30000,
+	}
+}
+
+// advertise derives advertised.listeners from listeners. A listener bound
+// to every interface has no address a client could use, so it is
+// advertised as localhost, which is right for the single-machine setups
+// that leave advertised.listeners unset.
+func advertise(listeners []Listener) []Listener {
+	out := make([]Listener, len(listeners))
+	for i, l := range listeners {
+		if wildcardHost(l.Host) {
+			l.Host = "localhost"
+		}
+		out[i] = l
+	}
+	return out
+}
+
+func wildcardHost(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || (ip != nil && ip.IsUnspecified())
+}
+
+// Validate checks every field against the range its key allows and the
+// relations between keys. Load calls it; code that builds a Config by hand
+// should too.
+func (c *Config) Validate() error {
+	for _, k := range keys {
+		if e := k.check(c); e != nil {
+			e.Key = k.name
+			return e
+		}
+	}
+	if c.LogRetentionMs < -1 {
+		return &ValueError{
+			Key:      "log.retention.ms",
+			Value:    strconv.FormatInt(c.LogRetentionMs, 10),
+			Expected: rangeText(-1, math.MaxInt64),
+		}
+	}
+	if limit := int64(c.MessageMaxBytes) + segmentHeadroom; c.CommitLogSegmentBytes <= limit {
+		return &ValueError{
+			Key:      "commitlog.segment.bytes",
+			Value:    strconv.FormatInt(c.CommitLogSegmentBytes, 10),
+			Expected: fmt.Sprintf("more than message.max.bytes + %d = %d, so the largest batch fits in a segment", segmentHeadroom, limit),
+		}
+	}
+	names := map[string]bool{}
+	for _, l := range c.Listeners {
+		names[l.Name] = true
+	}
+	for _, l := range c.AdvertisedListeners {
+		if !names[l.Name] {
+			return &ValueError{
+				Key:      "advertised.listeners",
+				Value:    l.String(),
+				Expected: "a listener whose name also appears in listeners",
+			}
+		}
+	}
+	return nil
+}
+
+// ValueError reports a value that a key does not accept. Its message is one
+// line, so main can print it as it is.
+type ValueError struct {
+	Key      string // the key, e.g. "num.partitions"
+	Value    string // the value as given
+	Expected string // what the key accepts, phrased to follow "expected"
+	// Source says where the value came from ("flag --num.partitions",
+	// "env KAFKA_NUM_PARTITIONS", "file server.properties"); it is empty
+	// when the value did not come from Load.
+	Source string
+
+	// kind is a sentinel that errors.Is matches, such as
+	// ErrInvalidTopicConfig; nil for broker keys.
+	kind error
+}
+
+func (e *ValueError) Error() string {
+	from := ""
+	if e.Source != "" {
+		from = " (from " + e.Source + ")"
+	}
+	return fmt.Sprintf("invalid value %q for %s%s: expected %s", e.Value, e.Key, from, e.Expected)
+}
+
+func (e *ValueError) Unwrap() error { return e.kind }

@@ -1,0 +1,504 @@
+package index
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	"github.com/rocketkafka/broker/segment"
+)
+
+const perFile = 4
+
+// eachFS runs fn against the real filesystem and against a MemFS.
+func eachFS(t *testing.T, fn func(t *testing.T, fs segment.FS, dir string)) {
+	t.Run("os", func(t *testing.T) {
+		fn(t, segment.OS, filepath.Join(t.TempDir(), "consumequeue", "topic", "0"))
+	})
+	t.Run("mem", func(t *testing.T) { fn(t, segment.NewMemFS(), "/root/consumequeue/topic/0") })
+}
+
+func open(t *testing.T, fs segment.FS, dir string) *ConsumeQueue {
+	t.Helper()
+	cq, err := OpenConsumeQueue(fs, dir, perFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cq
+}
+
+// model is the reference: a plain slice searched linearly.
+type model struct {
+	first   int64
+	entries []Entry // from index 0
+}
+
+func (m *model) searchOffset(off int64) (int64, bool) {
+	for i := m.first; i < int64(len(m.entries)); i++ {
+		if e := m.entries[i]; e.BaseOffset+int64(e.Count) > off {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+func (m *model) searchTimestamp(ts int64) (int64, bool) {
+	for i := m.first; i < int64(len(m.entries)); i++ {
+		if m.entries[i].MaxTimestamp >= ts {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// gen returns n entries with gaps between batches, Count > 1 and timestamps
+// that go backwards now and then (stored as the running max).
+func gen(rng *rand.Rand, n int, from Entry) []Entry {
+	es := make([]Entry, n)
+	next, pos, ts := from.BaseOffset+int64(from.Count), from.Pos+int64(from.Size), from.MaxTimestamp
+	for i := range es {
+		e := Entry{
+			Pos:          pos,
+			Size:         int32(61 + rng.IntN(1000)),
+			Count:        int32(1 + rng.IntN(5)),
+			BaseOffset:   next + int64(rng.IntN(3)), // compaction leaves gaps
+			MaxTimestamp: ts + int64(rng.IntN(20)) - 5,
+		}
+		es[i] = e
+		ts = max(ts, e.MaxTimestamp)
+		pos += int64(e.Size)
+		next = e.BaseOffset + int64(e.Count)
+	}
+	return es
+}
+
+func (m *model) append(t *testing.T, cq *ConsumeQueue, es ...Entry) {
+	t.Helper()
+	for _, e := range es {
+		if err := cq.Append(e); err != nil {
+			t.Fatal(err)
+		}
+		if len(m.entries) > 0 {
+			e.MaxTimestamp = max(e.MaxTimestamp, m.entries[len(m.entries)-1].MaxTimestamp)
+		}
+		m.entries = append(m.entries, e)
+	}
+}
+
+// check compares cq with m exhaustively.
+func (m *model) check(t *testing.T, cq *ConsumeQueue) {
+	t.Helper()
+	n := int64(len(m.entries))
+	if cq.Len() != n || cq.FirstIndex() != m.first {
+		t.Fatalf("Len %d FirstIndex %d, want %d %d", cq.Len(), cq.FirstIndex(), n, m.first)
+	}
+	for _, i := range []int64{m.first - 1, n, -1} {
+		if _, err := cq.At(i); !errors.Is(err, ErrOutOfRange) {
+			t.Fatalf("At(%d): %v", i, err)
+		}
+	}
+	for i := m.first; i < n; i++ {
+		if e, err := cq.At(i); err != nil || e != m.entries[i] {
+			t.Fatalf("At(%d) = %+v, %v; want %+v", i, e, err, m.entries[i])
+		}
+	}
+	last, ok := cq.Last()
+	if want := n > m.first; ok != want || (ok && last != m.entries[n-1]) {
+		t.Fatalf("Last = %+v, %v", last, ok)
+	}
+	lo, hi := int64(-2), int64(2)
+	if n > 0 {
+		lo, hi = m.entries[0].BaseOffset-2, m.entries[n-1].BaseOffset+int64(m.entries[n-1].Count)+2
+	}
+	for off := lo; off < hi; off++ {
+		i, ok := cq.SearchOffset(off)
+		wi, wok := m.searchOffset(off)
+		if i != wi || ok != wok {
+			t.Fatalf("SearchOffset(%d) = %d, %v; want %d, %v", off, i, ok, wi, wok)
+		}
+	}
+	for _, ts := range []int64{math.MinInt64, math.MaxInt64, -1, 0} {
+		i, ok := cq.SearchTimestamp(ts)
+		wi, wok := m.searchTimestamp(ts)
+		if ok != wok || (ok && i != wi) {
+			t.Fatalf("SearchTimestamp(%d) = %d, %v; want %d, %v", ts, i, ok, wi, wok)
+		}
+	}
+	for i := m.first; i < n; i++ {
+		for _, ts := range []int64{m.entries[i].MaxTimestamp - 1, m.entries[i].MaxTimestamp, m.entries[i].MaxTimestamp + 1} {
+			got, ok := cq.SearchTimestamp(ts)
+			wi, wok := m.searchTimestamp(ts)
+			if ok != wok || (ok && got != wi) {
+				t.Fatalf("SearchTimestamp(%d) = %d, %v; want %d, %v", ts, got, ok, wi, wok)
+			}
+		}
+	}
+}
+
+func TestAppendSearch(t *testing.T) {
+	eachFS(t, func(t *testing.T, fs segment.FS, dir string) {
+		rng := rand.New(rand.NewPCG(1, 1))
+		cq := open(t, fs, dir)
+		m := &model{}
+		m.check(t, cq)
+		for n := range 23 { // 0..22 entries: file boundaries, partial files
+			if n > 0 {
+				m.append(t, cq, gen(rng, 1, m.last())...)
+			}
+			m.check(t, cq)
+		}
+		first := Entry{Pos: 0, Size: 100, Count: 10, BaseOffset: 1000, MaxTimestamp: 5}
+		if err := cq.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cq.At(0); !errors.Is(err, segment.ErrClosed) {
+			t.Fatalf("At after Close: %v", err)
+		}
+		if err := cq.Append(first); !errors.Is(err, segment.ErrClosed) {
+			t.Fatalf("Append after Close: %v", err)
+		}
+	})
+}
+
+func TestAppendRejects(t *testing.T) {
+	eachFS(t, func(t *testing.T, fs segment.FS, dir string) {
+		cq := open(t, fs, dir)
+		defer cq.Close()
+		for _, e := range []Entry{{Size: 0, Count: 1}, {Size: 1, Count: 0}, {Pos: -1, Size: 1, Count: 1}, {Size: -3, Count: 1}} {
+			if err := cq.Append(e); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("Append(%+v): %v", e, err)
+			}
+		}
+		if err := cq.Append(Entry{Size: 10, Count: 5, BaseOffset: 100, MaxTimestamp: 50}); err != nil {
+			t.Fatal(err)
+		}
+		for _, off := range []int64{0, 100, 104} {
+			if err := cq.Append(Entry{Size: 10, Count: 1, BaseOffset: off}); !errors.Is(err, ErrOutOfOrder) {
+				t.Fatalf("Append at offset %d: %v", off, err)
+			}
+		}
+		if err := cq.Append(Entry{Size: 10, Count: 1, BaseOffset: 105, MaxTimestamp: 10}); err != nil {
+			t.Fatal(err)
+		}
+		if e, _ := cq.Last(); e.MaxTimestamp != 50 {
+			t.Fatalf("MaxTimestamp %d, want the running max 50", e.MaxTimestamp)
+		}
+		if cq.Len() != 2 {
+			t.Fatalf("Len %d", cq.Len())
+		}
+	})
+}
+
+func TestReopen(t *testing.T) {
+	eachFS(t, func(t *testing.T, fs segment.FS, dir string) {
+		rng := rand.New(rand.NewPCG(2, 2))
+		for _, n := range []int{0, 1, 3, 4, 5, 8, 13} {
+			cq := open(t, fs, dir)
+			m := &model{}
+			m.append(t, cq, gen(rng, n, Entry{BaseOffset: 7})...)
+			if err := cq.Close(); err != nil {
+				t.Fatal(err)
+			}
+			cq = open(t, fs, dir)
+			m.check(t, cq)
+			// The recovered last entry keeps ordering enforced.
+			if n > 0 {
+				if err := cq.Append(m.entries[n-1]); !errors.Is(err, ErrOutOfOrder) {
+					t.Fatalf("n=%d: replayed append: %v", n, err)
+				}
+			}
+			m.append(t, cq, gen(rng, 3, m.last())...)
+			m.check(t, cq)
+			if err := cq.Remove(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fs.Stat(dir); err == nil {
+				t.Fatal("Remove left the directory")
+			}
+		}
+	})
+}
+
+func (m *model) last() Entry {
+	if len(m.entries) == 0 {
+		return Entry{}
+	}
+	return m.entries[len(m.entries)-1]
+}
+
+func TestTruncateFrom(t *testing.T) {
+	eachFS(t, func(t *testing.T, fs segment.FS, dir string) {
+		rng := rand.New(rand.NewPCG(3, 3))
+		cq := open(t, fs, dir)
+		m := &model{}
+		m.append(t, cq, gen(rng, 14, Entry{})...)
+		if err := cq.SetFirstIndex(2); err != nil {
+			t.Fatal(err)
+		}
+		m.first = 2
+		for _, i := range []int64{13, 9, 8, 6, 4, 2} { // mid-file and file boundaries
+			if err := cq.TruncateFrom(i); err != nil {
+				t.Fatal(err)
+			}
+			m.entries = m.entries[:i]
+			m.check(t, cq)
+			if got := len(mustSegments(t, fs, dir)); got != int(i/perFile+1) {
+				t.Fatalf("TruncateFrom(%d) left %d files", i, got)
+			}
+			// Reopen: Len survives; FirstIndex falls back to the first file.
+			if err := cq.Close(); err != nil {
+				t.Fatal(err)
+			}
+			cq = open(t, fs, dir)
+			m.first = 0
+			m.check(t, cq)
+			if err := cq.SetFirstIndex(2); err != nil {
+				t.Fatal(err)
+			}
+			m.first = 2
+		}
+		if err := cq.TruncateFrom(1); !errors.Is(err, ErrOutOfRange) {
+			t.Fatalf("TruncateFrom below FirstIndex: %v", err)
+		}
+		if err := cq.TruncateFrom(100); err != nil || cq.Len() != 2 {
+			t.Fatalf("TruncateFrom past Len: %v, Len %d", err, cq.Len())
+		}
+		// Appending after a cut continues from the entry before the cut.
+		m.append(t, cq, gen(rng, 7, m.last())...)
+		m.check(t, cq)
+		if err := cq.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func mustSegments(t *testing.T, fs segment.FS, dir string) []string {
+	t.Helper()
+	names, err := fs.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+func TestSetFirstIndex(t *testing.T) {
+	eachFS(t, func(t *testing.T, fs segment.FS, dir string) {
+		rng := rand.New(rand.NewPCG(4, 4))
+		cq := open(t, fs, dir)
+		m := &model{}
+		m.append(t, cq, gen(rng, 10, Entry{})...)
+		for _, step := range []struct{ first, files int64 }{{1, 3}, {4, 2}, {7, 2}, {9, 1}, {10, 1}} {
+			if err := cq.SetFirstIndex(step.first); err != nil {
+				t.Fatal(err)
+			}
+			m.first = step.first
+			m.check(t, cq)
+			if got := len(mustSegments(t, fs, dir)); int64(got) != step.files {
+				t.Fatalf("FirstIndex %d: %d files, want %d", step.first, got, step.files)
+			}
+		}
+		for _, i := range []int64{7, 11} { // below the first file, past Len
+			if err := cq.SetFirstIndex(i); !errors.Is(err, ErrOutOfRange) {
+				t.Fatalf("SetFirstIndex(%d): %v", i, err)
+			}
+		}
+		// Everything is dead, yet the last file keeps Len across a restart.
+		if err := cq.Close(); err != nil {
+			t.Fatal(err)
+		}
+		cq = open(t, fs, dir)
+		if cq.FirstIndex() != 8 || cq.Len() != 10 {
+			t.Fatalf("after reopen: FirstIndex %d Len %d", cq.FirstIndex(), cq.Len())
+		}
+		if err := cq.SetFirstIndex(10); err != nil {
+			t.Fatal(err)
+		}
+		m.check(t, cq)
+		m.append(t, cq, gen(rng, 5, m.last())...)
+		m.check(t, cq)
+		if err := cq.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestCorrupt(t *testing.T) {
+	eachFS(t, func(t *testing.T, fs segment.FS, dir string) {
+		cq := open(t, fs, dir)
+		m := &model{}
+		m.append(t, cq, gen(rand.New(rand.NewPCG(5, 5)), 7, Entry{})...)
+		if err := cq.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// Punch a hole at entry 5, before the used entry 6.
+		s, err := segment.Open(fs, dir, perFile*EntrySize, perFile*EntrySize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Zero(1*EntrySize, EntrySize); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := OpenConsumeQueue(fs, dir, perFile); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("hole: %v", err)
+		}
+		// Files of another size do not line up.
+		if _, err := OpenConsumeQueue(fs, dir, 3); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("wrong file size: %v", err)
+		}
+	})
+}
+
+func TestCrash(t *testing.T) {
+	fs := segment.NewMemFS()
+	const dir = "/root/consumequeue/t/0"
+	cq := open(t, fs, dir)
+	m := &model{}
+	rng := rand.New(rand.NewPCG(6, 6))
+	m.append(t, cq, gen(rng, 6, Entry{})...)
+	if err := cq.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	synced := m.entries
+	m.append(t, cq, gen(rng, 5, m.last())...) // entries 6..10, across a roll
+	fs.Crash()
+
+	cq = open(t, fs, dir)
+	m.entries = synced
+	m.check(t, cq)
+	if err := cq.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConcurrent runs searches against appends and retention; run with -race.
+func TestConcurrent(t *testing.T) {
+	eachFS(t, func(t *testing.T, fs segment.FS, dir string) {
+		cq := open(t, fs, dir)
+		defer cq.Close()
+		var done atomic.Bool
+		var wg sync.WaitGroup
+		errc := make(chan error, 4)
+		for range 3 {
+			wg.Go(func() {
+				for !done.Load() {
+					n := cq.Len()
+					// Entry i has BaseOffset 2i and Count 2.
+					for off := int64(0); off < 2*n; off += 7 {
+						i, ok := cq.SearchOffset(off)
+						if !ok || i < off/2 {
+							errc <- errors.New("search missed a written entry")
+							return
+						}
+						if i == off/2 {
+							e, err := cq.At(i)
+							if err == nil && e.BaseOffset != 2*i {
+								errc <- errors.New("At read a wrong entry")
+								return
+							}
+						}
+						if _, ok := cq.Last(); !ok {
+							errc <- errors.New("Last found nothing")
+							return
+						}
+					}
+				}
+			})
+		}
+		for i := int64(0); i < 2000; i++ {
+			if err := cq.Append(Entry{Pos: i * 100, Size: 100, Count: 2, BaseOffset: 2 * i, MaxTimestamp: i}); err != nil {
+				t.Fatal(err)
+			}
+			if i%50 == 0 && i > 0 {
+				if err := cq.SetFirstIndex(i - 20); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		done.Store(true)
+		wg.Wait()
+		close(errc)
+		for err := range errc {
+			t.Fatal(err)
+		}
+	})
+}
+
+func BenchmarkConsumeQueueAppend(b *testing.B) {
+	cq, err := OpenConsumeQueue(segment.OS, b.TempDir(), 300000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cq.Close()
+	b.ReportAllocs()
+	e := Entry{Size: 1000, Count: 10}
+	for b.Loop() {
+		if err := cq.Append(e); err != nil {
+			b.Fatal(err)
+		}
+		e.Pos += int64(e.Size)
+		e.BaseOffset += int64(e.Count)
+		e.MaxTimestamp++
+	}
+}
+
+func BenchmarkConsumeQueueSearchOffset(b *testing.B) {
+	const n = 1_000_000
+	cq, err := OpenConsumeQueue(segment.OS, b.TempDir(), 300000) // 4 files
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cq.Close()
+	rng := rand.New(rand.NewPCG(7, 7))
+	var e Entry
+	for range n {
+		e = gen(rng, 1, e)[0]
+		if err := cq.Append(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	end := e.BaseOffset + int64(e.Count)
+	b.ReportAllocs()
+	x := uint64(1)
+	for b.Loop() {
+		x ^= x << 13 // xorshift: random offsets without rand's cost in the loop
+		x ^= x >> 7
+		x ^= x << 17
+		if _, ok := cq.SearchOffset(int64(x % uint64(end))); !ok {
+			b.Fatal("offset not found")
+		}
+	}
+}
+
+func TestAppendENOSPC(t *testing.T) {
+	fs := segment.NewMemFS()
+	cq := open(t, fs, "/cq")
+	m := &model{}
+	rng := rand.New(rand.NewPCG(8, 8))
+	// Fail a write into the open file (Len 3), then the creation of a new one (Len 4).
+	for _, n := range []int{3, 1} {
+		m.append(t, cq, gen(rng, n, m.last())...)
+		fs.FailWrites(syscall.ENOSPC)
+		if err := cq.Append(gen(rng, 1, m.last())[0]); !errors.Is(err, syscall.ENOSPC) {
+			t.Fatalf("Append: %v", err)
+		}
+		fs.FailWrites(nil)
+		m.check(t, cq)
+	}
+	if got := len(mustSegments(t, fs, "/cq")); got != 1 {
+		t.Fatalf("%d files after a failed roll", got)
+	}
+	m.append(t, cq, gen(rng, 3, m.last())...)
+	m.check(t, cq)
+	if err := cq.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m.check(t, open(t, fs, "/cq"))
+}
