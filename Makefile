@@ -1,0 +1,35 @@
+# The two commands a newcomer needs:
+#   make run    start the broker on localhost:9092 with data under ./data
+#   make test   install what the tests need (kcat) and run every test
+GO ?= go
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test deps check bench fuzz
+
+run:
+	$(GO) run ./cmd/broker
+
+deps:
+	@command -v kcat >/dev/null 2>&1 || { \
+		echo "installing kcat (librdkafka's command-line client) for the integration tests"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null; }
+
+check:
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: deps check
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./segment/ ./index/ ./record/ ./log/ ./protocol/ ./netpoll/
+	$(GO) run ./cmd/bench
+
+# Runs each fuzzer briefly; the seed corpora live in each package's testdata/.
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime 30s ./record/
+	$(GO) test -run '^$$' -fuzz FuzzRecords -fuzztime 30s ./record/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeEntry -fuzztime 30s ./log/
+	$(GO) test -run '^$$' -fuzz FuzzRecovery -fuzztime 30s ./log/
+	$(GO) test -run '^$$' -fuzz FuzzRequest -fuzztime 30s ./protocol/
+	$(GO) test -run '^$$' -fuzz FuzzFrames -fuzztime 30s ./netpoll/

@@ -1,0 +1,180 @@
+// Command broker runs the Kafka-wire-compatible broker: with no flags it
+// listens on localhost:9092 and keeps its data under ./data.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/rocketkafka/broker/config"
+	"github.com/rocketkafka/broker/log"
+	"github.com/rocketkafka/broker/netpoll"
+	"github.com/rocketkafka/broker/protocol"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Environ()))
+}
+
+// run starts the broker and blocks until SIGTERM or SIGINT; it returns the
+// exit status: 0 after a clean shutdown, 2 for bad configuration, 1 otherwise.
+func run(args, environ []string) int {
+	cfg, ignored, err := config.Load(args, environ)
+	if errors.Is(err, pflag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "broker: "+err.Error())
+		return 2
+	}
+	logger, err := newLogger(cfg.LoggerFormat, cfg.LoggerLevel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "broker: "+err.Error())
+		return 2
+	}
+	defer logger.Sync()
+	for _, key := range ignored {
+		logger.Warn("ignoring unknown config key", zap.String("key", key))
+	}
+	if err := serve(cfg, logger); err != nil {
+		logger.Error("broker stopped", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+func serve(cfg *config.Config, logger *zap.Logger) error {
+	topicDefaults := cfg.TopicDefaults()
+	defaults := make(map[string]string, len(topicDefaults))
+	protoDefaults := make(map[string]protocol.TopicConfigDefault, len(topicDefaults))
+	for name, d := range topicDefaults {
+		defaults[name] = d.Value
+		protoDefaults[name] = protocol.TopicConfigDefault{Value: d.Value, BrokerKey: d.BrokerKey, Default: d.Default, Type: d.Type}
+	}
+	flushInterval := time.Duration(cfg.FlushIntervalMs) * time.Millisecond
+	if cfg.LogFlushIntervalMs > 0 {
+		flushInterval = time.Duration(cfg.LogFlushIntervalMs) * time.Millisecond
+	}
+	store, err := log.Open(log.Options{
+		Dir:                 cfg.LogDir,
+		Logger:              logger.Named("store"),
+		SegmentBytes:        cfg.CommitLogSegmentBytes,
+		ConsumeQueueEntries: cfg.ConsumeQueueEntries,
+		SyncFlush:           cfg.FlushDiskType == "SYNC_FLUSH",
+		FlushInterval:       flushInterval,
+		FlushMessages:       cfg.LogFlushIntervalMessages,
+		ClusterID:           cfg.ClusterID,
+		TopicDefaults:       defaults,
+	})
+	if err != nil {
+		return fmt.Errorf("opening the store in %s: %w", cfg.LogDir, err)
+	}
+	listen := cfg.Listeners[0]
+	advertised := cfg.AdvertisedListeners[0]
+	var brokerConfigs []protocol.ConfigEntry
+	for _, e := range cfg.Entries() {
+		brokerConfigs = append(brokerConfigs, protocol.ConfigEntry{Name: e.Name, Value: e.Value, Default: e.Default, ReadOnly: e.ReadOnly, Sensitive: e.Sensitive, Type: e.Type, Doc: e.Doc})
+	}
+	pcfg := protocol.Config{
+		NodeID:                   cfg.NodeID,
+		AdvertisedHost:           advertised.Host,
+		AdvertisedPort:           int32(advertised.Port),
+		AutoCreateTopics:         cfg.AutoCreateTopics,
+		NumPartitions:            cfg.NumPartitions,
+		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
+		FetchSendfileMinBytes:    cfg.FetchSendfileMinBytes,
+		BrokerConfigs:            brokerConfigs,
+		TopicDefaults:            protoDefaults,
+		ValidateTopicConfig:      config.ValidateTopicConfig,
+	}
+	// The listener binds before the handler exists so that a port of 0
+	// (a free port, as tests use) can be advertised as the port it got.
+	var handler deferredHandler
+	srv, err := netpoll.Listen(netpoll.Config{
+		Addr:           net.JoinHostPort(listen.Host, strconv.Itoa(listen.Port)),
+		MaxFrameBytes:  cfg.SocketRequestMaxBytes,
+		MaxConnections: cfg.MaxConnections,
+		Logger:         logger.Named("net"),
+	}, &handler)
+	if err != nil {
+		store.Close()
+		return err
+	}
+	if pcfg.AdvertisedPort == 0 {
+		pcfg.AdvertisedPort = int32(srv.Addr().(*net.TCPAddr).Port)
+	}
+	handler.Handler = protocol.New(pcfg, store, logger.Named("protocol"))
+	logger.Info("broker listening",
+		zap.String("addr", srv.Addr().String()),
+		zap.String("advertised", net.JoinHostPort(pcfg.AdvertisedHost, strconv.Itoa(int(pcfg.AdvertisedPort)))),
+		zap.String("cluster_id", store.ClusterID()), zap.String("log_dir", cfg.LogDir))
+
+	var metrics *http.Server
+	if cfg.MetricsListener != "" {
+		if metrics, err = startMetrics(cfg.MetricsListener, srv, handler.Handler, store, logger); err != nil {
+			srv.Shutdown(context.Background())
+			store.Close()
+			return err
+		}
+	}
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	var serveErr error
+	select {
+	case sig := <-signals:
+		logger.Info("shutting down", zap.String("signal", sig.String()))
+	case serveErr = <-served:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeoutMs)*time.Millisecond)
+	defer cancel()
+	errs := []error{serveErr, srv.Shutdown(ctx)}
+	if metrics != nil {
+		errs = append(errs, metrics.Shutdown(ctx))
+	}
+	errs = append(errs, store.Close())
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	logger.Info("clean shutdown")
+	return nil
+}
+
+func newLogger(format, level string) (*zap.Logger, error) {
+	var zcfg zap.Config
+	if format == "json" {
+		zcfg = zap.NewProductionConfig()
+	} else {
+		zcfg = zap.NewDevelopmentConfig()
+		zcfg.Development = false
+		zcfg.DisableStacktrace = true
+		zcfg.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice == 0 {
+			zcfg.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
+		}
+	}
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("logger.level: %w", err)
+	}
+	zcfg.Level = zap.NewAtomicLevelAt(lvl)
+	return zcfg.Build()
+}
+
+// deferredHandler lets the listener bind before the protocol handler is
+// built; Serve is only called once srv.Serve runs, after it is set.
+type deferredHandler struct{ *protocol.Handler }

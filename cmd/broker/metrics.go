@@ -1,0 +1,54 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/rocketkafka/broker/log"
+	"github.com/rocketkafka/broker/netpoll"
+	"github.com/rocketkafka/broker/protocol"
+)
+
+// startMetrics serves GET /metrics in the Prometheus text format.
+func startMetrics(addr string, srv *netpoll.Server, handler *protocol.Handler, store *log.Log, logger *zap.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics.listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+		n, p, s := srv.Stats(), handler.Stats(), store.Stats()
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		for _, m := range []struct {
+			name, help string
+			value      any
+		}{
+			{"broker_connections_total", "Connections accepted.", n.Connections},
+			{"broker_connections_active", "Connections open now.", n.ActiveConnections},
+			{"broker_requests_total", "Requests served.", p.Requests},
+			{"broker_network_bytes_read_total", "Bytes read from clients.", n.BytesRead},
+			{"broker_network_bytes_written_total", "Bytes written to clients, all paths.", n.BytesWritten},
+			{"broker_network_sendfile_bytes_total", "Bytes sent to clients with sendfile.", n.SendfileBytes},
+			{"broker_network_buffer_bytes_total", "Bytes written to clients from memory.", n.BufferBytes},
+			{"broker_fetch_record_bytes_copied_total", "Fetched record bytes copied from the mmap.", p.FetchBytesCopied},
+			{"broker_fetch_record_bytes_sendfile_total", "Fetched record bytes sent with sendfile.", p.FetchBytesFile},
+			{"broker_commitlog_end_position", "CommitLog write position.", s.CommitLogEnd},
+			{"broker_commitlog_synced_position", "CommitLog position covered by fsync.", s.CommitLogSynced},
+			{"broker_topics", "Topics.", s.Topics},
+			{"broker_partitions", "Partitions.", s.Partitions},
+		} {
+			fmt.Fprintf(w, "# HELP %s %s\n%s %v\n", m.name, m.help, m.name, m.value)
+		}
+	})
+	hs := &http.Server{Handler: mux}
+	go func() {
+		if err := hs.Serve(ln); err != nil && err != http.ErrServerClosed {
+			logger.Error("metrics listener stopped", zap.Error(err))
+		}
+	}()
+	logger.Info("metrics listening", zap.String("addr", ln.Addr().String()))
+	return hs, nil
+}

@@ -1,0 +1,65 @@
+// Package log is the store: ONE CommitLog that every partition of every
+// topic appends to, a ConsumeQueue per partition that indexes it, and the
+// catalogue of topics. It gives Kafka's semantics (offsets, log start
+// offset, high watermark, idempotent producers) on RocketMQ's layout.
+//
+// # Data directory
+//
+//	{log.dirs}/
+//	  meta.properties            cluster.id, written once on first start
+//	  metadata.json              topics (name, id, partitions, configs) and the reserved producer-ID block
+//	  checkpoint.json            {"clean": true, "commitlog_end": N} after a clean close, clean=false while open
+//	  producers.json             idempotent producer state saved by a clean close
+//	  commitlog/00000000000000000000      fixed-size preallocated files named by
+//	  commitlog/00000000001073741824      their 20-digit starting position
+//	  consumequeue/{topic}/{partition}/00000000000000000000   see package index
+//
+// # CommitLog entry
+//
+// Each Produce batch becomes one entry. Integers are big-endian.
+//
+//	+--------+--------+------+-------+---------+----------+-----------+------------+--------+------------------+
+//	| length | crc    | type | flags | namelen | topic id | partition | store time | topic  | RecordBatch      |
+//	| uint32 | uint32 | u8=1 | u8=0  | uint16  | 16 bytes | int32     | int64 ms   | namelen| length-40-namelen|
+//	+--------+--------+------+-------+---------+----------+-----------+------------+--------+------------------+
+//	0        4        8      9       10        12         28          32           40
+//
+// length counts the whole entry. crc is CRC32C over bytes 8..40+namelen and
+// the first 21 bytes of the RecordBatch (base offset, length, leader epoch,
+// magic and the batch's own CRC32C, which covers the rest of the batch). So
+// the append path checksums only the header, while recovery, which checks
+// both, still detects any torn or flipped byte. The RecordBatch is stored
+// exactly as Fetch serves it, with the broker-assigned base offset written
+// in, compressed batches still compressed.
+//
+// The topic ID is what survives topic re-creation: entries whose ID is not
+// a live topic's are skipped, so a re-created topic never serves old
+// records. The topic name is kept so a CommitLog alone tells which topic an
+// entry belonged to.
+//
+// When an entry does not fit in the rest of a file, a padding marker fills
+// it and the entry starts the next file:
+//
+//	+--------------------+--------+------+---------
+//	| length = rest      | 0      | u8=2 | ignored ...
+//	+--------------------+--------+------+---------
+//
+// A tail shorter than 12 bytes is left as zeros. A zero length marks the
+// end of written data in a preallocated file.
+//
+// # Durability and recovery
+//
+// Writes go with pwritev to the page cache; the flusher fsyncs on
+// flush.interval.ms (ASYNC_FLUSH) or, in SYNC_FLUSH, once per group of
+// waiting acks=all producers. ConsumeQueue entries are written right after
+// their CommitLog entry, under the partition's lock, so offsets are assigned
+// in CommitLog order.
+//
+// Close syncs everything, saves idempotent producer state and writes a
+// clean checkpoint; Open then trusts the indexes and reads nothing else.
+// Without a clean checkpoint Open scans the CommitLog from its first file,
+// checking both checksums of every entry, cuts at the first bad byte
+// (zeroing the rest of that file and deleting later files, so stale bytes
+// can never be mistaken for entries after another crash) and rebuilds every
+// ConsumeQueue and the producer state from the entries.
+package log

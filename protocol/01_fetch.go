@@ -1,0 +1,319 @@
+package protocol
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/rocketkafka/broker/log"
+	"github.com/rocketkafka/broker/netpoll"
+)
+
+// Fetch (key 1), v4-v18: v4 is the first version that carries magic-2
+// batches and the last stable offset; v13 names topics by ID. Fetch
+// sessions are not kept: every response has session ID 0, which tells
+// clients to send full fetches (KIP-227 allows a broker to decline).
+func init() { register(api{key: 1, min: 4, max: 18, serve: serveFetch}) }
+
+// fetchPartition is one partition of a fetch as it is being answered.
+type fetchPartition struct {
+	req       *kmsg.FetchRequestTopicPartition
+	part      *log.Partition
+	errorCode int16
+	chunks    []log.Chunk
+	bytes     int64
+}
+
+type fetchTopic struct {
+	name  string
+	id    [16]byte
+	parts []fetchPartition
+}
+
+func serveFetch(h *Handler, ctx context.Context, r *request) (*netpoll.Response, error) {
+	req := kmsg.NewPtrFetchRequest()
+	req.SetVersion(r.version)
+	if err := req.ReadFrom(r.body); err != nil {
+		return nil, fmt.Errorf("%w: Fetch v%d: %v", ErrMalformed, r.version, err)
+	}
+	if req.SessionID != 0 && req.SessionEpoch > 0 {
+		// We never hand out session IDs, so an incremental fetch cannot
+		// name one of ours.
+		return encodeResponse(r, &kmsg.FetchResponse{ErrorCode: kerr.FetchSessionIDNotFound.Code}), nil
+	}
+	topics := h.resolveFetch(r.version, req)
+	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	var wake chan struct{}
+	for {
+		total, failed := h.readFetch(req, topics)
+		if total >= int64(req.MinBytes) || failed || req.MaxWaitMillis <= 0 || !time.Now().Before(deadline) {
+			break
+		}
+		if wake == nil {
+			wake = make(chan struct{}, 1)
+			watch(topics, wake, true)
+			defer watch(topics, wake, false)
+			continue // re-read: an append may have landed before we watched
+		}
+		timer := time.NewTimer(time.Until(deadline))
+		select {
+		case <-wake:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	resp, err := h.encodeFetch(r, topics)
+	if err != nil {
+		releaseAll(topics)
+	}
+	return resp, err
+}
+
+// releaseAll drops the file references of a fetch once it is sent.
+func releaseAll(topics []fetchTopic) {
+	for i := range topics {
+		for j := range topics[i].parts {
+			releaseChunks(topics[i].parts[j].chunks)
+			topics[i].parts[j].chunks = nil
+		}
+	}
+}
+
+// resolveFetch maps the requested topics to partitions of the store.
+func (h *Handler) resolveFetch(version int16, req *kmsg.FetchRequest) []fetchTopic {
+	topics := make([]fetchTopic, len(req.Topics))
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		ft := &topics[i]
+		ft.name, ft.id = rt.Topic, rt.TopicID
+		unknown := int16(0)
+		if version >= 13 {
+			if t, ok := h.store.TopicByID(log.TopicID(rt.TopicID)); ok {
+				ft.name = t.Name
+			} else {
+				unknown = kerr.UnknownTopicID.Code
+			}
+		}
+		ft.parts = make([]fetchPartition, len(rt.Partitions))
+		for j := range rt.Partitions {
+			fp := &ft.parts[j]
+			fp.req = &rt.Partitions[j]
+			switch {
+			case unknown != 0:
+				fp.errorCode = unknown
+			case fp.req.CurrentLeaderEpoch > 0:
+				fp.errorCode = kerr.UnknownLeaderEpoch.Code // our only epoch is 0
+			default:
+				p, err := h.store.Partition(ft.name, fp.req.Partition)
+				fp.part, fp.errorCode = p, errorCode(err)
+			}
+		}
+	}
+	return topics
+}
+
+// readFetch (re)computes which batches every partition returns, honouring
+// the partition and response byte limits; the first batch of the response
+// is returned whole even past the limits (KIP-74).
+func (h *Handler) readFetch(req *kmsg.FetchRequest, topics []fetchTopic) (total int64, failed bool) {
+	maxBytes := int64(req.MaxBytes)
+	if maxBytes <= 0 {
+		maxBytes = 1<<31 - 1
+	}
+	for i := range topics {
+		for j := range topics[i].parts {
+			fp := &topics[i].parts[j]
+			releaseChunks(fp.chunks)
+			fp.chunks, fp.bytes = fp.chunks[:0], 0
+			if fp.part == nil {
+				failed = true
+				continue
+			}
+			limit := min(int64(fp.req.PartitionMaxBytes), maxBytes-total)
+			if limit <= 0 && total > 0 {
+				continue
+			}
+			chunks, err := fp.part.Read(fp.req.FetchOffset, max(limit, 0), total == 0, fp.chunks)
+			fp.chunks = chunks
+			if fp.errorCode = errorCode(err); err != nil {
+				failed = true
+				continue
+			}
+			for _, c := range chunks {
+				fp.bytes += c.Len
+			}
+			total += fp.bytes
+		}
+	}
+	return total, failed
+}
+
+func releaseChunks(chunks []log.Chunk) {
+	for _, c := range chunks {
+		c.Release()
+	}
+}
+
+func watch(topics []fetchTopic, wake chan struct{}, on bool) {
+	for i := range topics {
+		for j := range topics[i].parts {
+			if p := topics[i].parts[j].part; p != nil {
+				if on {
+					p.Watch(wake)
+				} else {
+					p.Unwatch(wake)
+				}
+			}
+		}
+	}
+}
+
+// encodeFetch writes the response by hand around the record ranges: the
+// header bytes are built from the batch sizes alone (netpoll sums the
+// pieces for the size prefix), and the batches
+// themselves follow as file ranges for sendfile (or, below the threshold,
+// as bytes copied from the mmap). Field order follows the Fetch schema.
+func (h *Handler) encodeFetch(r *request, topics []fetchTopic) (*netpoll.Response, error) {
+	e := fetchEncoder{flexible: r.version >= 12, threshold: h.cfg.FetchSendfileMinBytes}
+	e.buf = make([]byte, 0, 512)
+	e.buf = binary.BigEndian.AppendUint32(e.buf, uint32(r.correlationID))
+	if e.flexible {
+		e.buf = append(e.buf, 0) // response header tags
+	}
+	e.int32(0) // throttle
+	if r.version >= 7 {
+		e.int16(0) // error code
+		e.int32(0) // session id: sessions declined
+	}
+	e.arrayLen(len(topics))
+	for i := range topics {
+		ft := &topics[i]
+		if r.version >= 13 {
+			e.buf = append(e.buf, ft.id[:]...)
+		} else {
+			e.string(ft.name)
+		}
+		e.arrayLen(len(ft.parts))
+		for j := range ft.parts {
+			fp := &ft.parts[j]
+			hwm, start := int64(-1), int64(-1)
+			if fp.part != nil {
+				hwm, start = fp.part.HighWatermark(), fp.part.LogStartOffset()
+			}
+			e.int32(fp.req.Partition)
+			e.int16(fp.errorCode)
+			e.int64(hwm)
+			e.int64(hwm) // last stable offset: no transactions, so the high watermark
+			if r.version >= 5 {
+				e.int64(start)
+			}
+			e.nullArray() // aborted transactions
+			if r.version >= 11 {
+				e.int32(-1) // preferred read replica
+			}
+			if err := e.records(fp); err != nil {
+				return nil, err
+			}
+			if e.flexible {
+				e.buf = append(e.buf, 0) // partition tags
+			}
+		}
+		if e.flexible {
+			e.buf = append(e.buf, 0) // topic tags
+		}
+	}
+	if e.flexible {
+		e.buf = append(e.buf, 0) // response tags
+	}
+	e.flush()
+	h.fetchBytesCopied.Add(uint64(e.copied))
+	h.fetchBytesFile.Add(uint64(e.file))
+	return &netpoll.Response{Pieces: e.pieces, Release: func() { releaseAll(topics) }}, nil
+}
+
+// fetchEncoder accumulates header bytes and splits them into pieces around
+// file ranges.
+type fetchEncoder struct {
+	flexible     bool
+	threshold    int64
+	buf          []byte
+	start        int // where the unflushed bytes of buf begin
+	pieces       []netpoll.Piece
+	copied, file int64
+}
+
+func (e *fetchEncoder) int16(v int16) { e.buf = binary.BigEndian.AppendUint16(e.buf, uint16(v)) }
+func (e *fetchEncoder) int32(v int32) { e.buf = binary.BigEndian.AppendUint32(e.buf, uint32(v)) }
+func (e *fetchEncoder) int64(v int64) { e.buf = binary.BigEndian.AppendUint64(e.buf, uint64(v)) }
+
+func (e *fetchEncoder) arrayLen(n int) {
+	if e.flexible {
+		e.buf = binary.AppendUvarint(e.buf, uint64(n)+1)
+	} else {
+		e.int32(int32(n))
+	}
+}
+
+func (e *fetchEncoder) nullArray() {
+	if e.flexible {
+		e.buf = append(e.buf, 0)
+	} else {
+		e.int32(-1)
+	}
+}
+
+func (e *fetchEncoder) string(s string) {
+	if e.flexible {
+		e.buf = binary.AppendUvarint(e.buf, uint64(len(s))+1)
+	} else {
+		e.int16(int16(len(s)))
+	}
+	e.buf = append(e.buf, s...)
+}
+
+// records writes the records field: its length, then each batch. Ranges
+// under the threshold, and files with no descriptor to sendfile from, are
+// copied into the header bytes.
+func (e *fetchEncoder) records(fp *fetchPartition) error {
+	if e.flexible {
+		e.buf = binary.AppendUvarint(e.buf, uint64(fp.bytes)+1)
+	} else {
+		e.int32(int32(fp.bytes))
+	}
+	for _, c := range fp.chunks {
+		fd := c.Segment.Fd()
+		if c.Len < e.threshold || fd < 0 {
+			if v := c.Segment.View(c.Off, c.Len); v != nil {
+				e.buf = append(e.buf, v...)
+			} else {
+				n := len(e.buf)
+				e.buf = append(e.buf, make([]byte, c.Len)...)
+				if err := c.Segment.ReadAt(e.buf[n:], c.Off); err != nil {
+					return fmt.Errorf("reading %d record bytes for a fetch: %w", c.Len, err)
+				}
+			}
+			e.copied += c.Len
+			continue
+		}
+		e.flush()
+		e.pieces = append(e.pieces, netpoll.Piece{Fd: fd, Off: c.Off, Len: c.Len})
+		e.file += c.Len
+	}
+	return nil
+}
+
+// flush turns the bytes appended since the last piece into a piece.
+func (e *fetchEncoder) flush() {
+	if len(e.buf) > e.start {
+		e.pieces = append(e.pieces, netpoll.Piece{Bytes: e.buf[e.start:len(e.buf):len(e.buf)]})
+		e.start = len(e.buf)
+	}
+}
