@@ -304,8 +304,14 @@ func (e *fetchEncoder) records(fp *fetchPartition) error {
 			continue
 		}
 		e.flush()
-		e.pieces = append(e.pieces, netpoll.Piece{Fd: fd, Off: c.Off, Len: c.Len})
 		e.file += c.Len
+		// Batches of one partition usually sit back to back in the
+		// CommitLog: one sendfile covers the run.
+		if n := len(e.pieces); n > 0 && e.pieces[n-1].Bytes == nil && e.pieces[n-1].Fd == fd && e.pieces[n-1].Off+e.pieces[n-1].Len == c.Off {
+			e.pieces[n-1].Len += c.Len
+			continue
+		}
+		e.pieces = append(e.pieces, netpoll.Piece{Fd: fd, Off: c.Off, Len: c.Len})
 	}
 	return nil
 }

@@ -15,9 +15,11 @@ import "hash/crc32"
 //     ErrInvalidRecord;
 //   - the codec is None..Zstd, else ErrUnsupportedCodec;
 //   - for an uncompressed batch, the records fill the rest of b exactly,
-//     each one parsing and filling its own length exactly (else
-//     ErrCorrupt), and there are NumRecords of them with offset deltas
-//     0, 1, 2, ... (else ErrInvalidRecord).
+//     each one parsing and filling its own length exactly, and there are
+//     NumRecords of them with offset deltas 0, 1, 2, ..., else
+//     ErrInvalidRecord: the CRC matched, so the producer wrote bad
+//     records, which Kafka reports as INVALID_RECORD (an
+//     InvalidRecordException), not as corruption in transit.
 //
 // Validate does not allocate.
 func Validate(b []byte) (Header, error) {
@@ -52,15 +54,14 @@ func Validate(b []byte) (Header, error) {
 }
 
 // walk checks that body consists of exactly numRecords records with offset
-// deltas 0, 1, 2, ... It keeps parsing past numRecords so that surplus
-// records (a wrong count) are told apart from garbage (corruption).
+// deltas 0, 1, 2, ...
 func walk(body []byte, numRecords int32) error {
 	var r Record
 	n := 0
 	for len(body) > 0 {
 		size := readRecord(body, &r, false)
 		if size < 0 {
-			return ErrCorrupt
+			return ErrInvalidRecord
 		}
 		if int(r.OffsetDelta) != n {
 			return ErrInvalidRecord
