@@ -17,7 +17,8 @@ type commitLog struct {
 	queue *segment.Queue
 
 	mu      sync.Mutex // serialises appends and rolls
-	hdr     []byte     // reusable entry header buffer, guarded by mu
+	hdr     []byte     // reusable entry headers, guarded by mu
+	iov     [][]byte   // reusable pwritev vector, guarded by mu
 	written atomic.Int64
 	synced  atomic.Int64
 
@@ -45,43 +46,55 @@ func (c *commitLog) start() int64 {
 	return c.written.Load()
 }
 
-// append writes one batch entry and returns the CommitLog position of the
-// batch bytes and the end of the entry.
-func (c *commitLog) append(topic string, id TopicID, partition int32, storeTime int64, batch []byte) (batchPos, end int64, err error) {
+// appendBatches writes the entries of batches back to back with as few
+// pwritev calls as the file boundaries allow, sets each batch's pos, and
+// returns the end of the last entry. Nothing counts as written unless all
+// of it is.
+func (c *commitLog) appendBatches(storeTime int64, batches []*BatchAppend) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.hdr = appendEntryHeader(c.hdr[:0], topic, id, partition, storeTime, batch)
-	total := int64(len(c.hdr) + len(batch))
-	size := c.queue.SegmentSize()
-	if total > size {
-		return 0, 0, fmt.Errorf("%w: entry of %d bytes exceeds the %d-byte CommitLog file", ErrTooLarge, total, size)
+	c.hdr = c.hdr[:0]
+	for _, a := range batches {
+		p := a.Partition
+		c.hdr = appendEntryHeader(c.hdr, p.topic.name, p.topic.id, p.index, storeTime, a.Batch)
 	}
-	pos := c.written.Load()
+	size := c.queue.SegmentSize()
+	start := c.written.Load()
+	pos := start
 	seg, err := c.queue.SegmentFor(pos)
 	if err != nil {
-		return 0, 0, errors.Join(ErrStorage, err)
+		return 0, errors.Join(ErrStorage, err)
 	}
-	off := pos - seg.Base()
-	if off+total > size {
-		// The entry does not fit: end this file with padding and roll.
-		if rest := size - off; rest >= minEntrySize {
-			if err := seg.WriteAt([][]byte{paddingMarker(int(rest))}, off); err != nil {
-				return 0, 0, errors.Join(ErrStorage, err)
+	groupStart, hdrOff := pos, 0
+	c.iov = c.iov[:0]
+	for _, a := range batches {
+		hdrLen := entryFixedSize + len(a.Partition.topic.name)
+		total := int64(hdrLen + len(a.Batch))
+		if off := pos - seg.Base(); off+total > size {
+			// The entry does not fit: write what is pending, end this
+			// file with padding and go on in the next.
+			if rest := size - off; rest >= minEntrySize {
+				c.iov = append(c.iov, paddingMarker(int(rest)))
 			}
+			if err := seg.WriteAt(c.iov, groupStart-seg.Base()); err != nil {
+				return 0, errors.Join(ErrStorage, err)
+			}
+			pos = seg.Base() + size
+			if seg, err = c.queue.SegmentFor(pos); err != nil {
+				return 0, errors.Join(ErrStorage, err)
+			}
+			groupStart, c.iov = pos, c.iov[:0]
 		}
-		pos = seg.Base() + size
-		c.written.Store(pos)
-		if seg, err = c.queue.SegmentFor(pos); err != nil {
-			return 0, 0, errors.Join(ErrStorage, err)
-		}
-		off = 0
+		c.iov = append(c.iov, c.hdr[hdrOff:hdrOff+hdrLen], a.Batch)
+		hdrOff += hdrLen
+		a.pos = pos + int64(hdrLen)
+		pos += total
 	}
-	if err := seg.WriteAt([][]byte{c.hdr, batch}, off); err != nil {
-		return 0, 0, errors.Join(ErrStorage, err)
+	if err := seg.WriteAt(c.iov, groupStart-seg.Base()); err != nil {
+		return 0, errors.Join(ErrStorage, err)
 	}
-	end = pos + total
-	c.written.Store(end)
-	return pos + int64(len(c.hdr)), end, nil
+	c.written.Store(pos)
+	return pos, nil
 }
 
 // sync makes everything written so far durable and returns the position it

@@ -390,3 +390,53 @@ func TestSyncFlushWaitsForFsync(t *testing.T) {
 	}
 	l.Close()
 }
+
+func TestAppendManyPartitionsInOneWrite(t *testing.T) {
+	fs := segment.NewMemFS()
+	l := openTest(t, testOptions(fs))
+	l.CreateTopic("a", 3, nil)
+	l.CreateTopic("b", 1, nil)
+	part := func(topic string, i int32) *Partition {
+		p, err := l.Partition(topic, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bad := buildBatch(t, batchSpec{n: 1})
+	bad[len(bad)-1] ^= 1
+	appends := []BatchAppend{
+		{Partition: part("b", 0), Batch: buildBatch(t, batchSpec{n: 2})},
+		{Partition: part("a", 2), Batch: buildBatch(t, batchSpec{n: 3, valueSize: 10000})},
+		{Partition: part("a", 2), Batch: bad},
+		{Partition: part("a", 0), Batch: buildBatch(t, batchSpec{n: 1, valueSize: 40000})},
+		{Partition: part("a", 2), Batch: buildBatch(t, batchSpec{n: 4})},
+	}
+	l.Append(appends)
+	want := []struct {
+		base int64
+		err  error
+	}{{0, nil}, {0, nil}, {0, record.ErrCorrupt}, {0, nil}, {3, nil}}
+	for i, w := range want {
+		a := appends[i]
+		if !errors.Is(a.Err, w.err) || (w.err == nil && a.Result.BaseOffset != w.base) {
+			t.Fatalf("append %d: base %d err %v, want base %d err %v", i, a.Result.BaseOffset, a.Err, w.base, w.err)
+		}
+	}
+	// ~70 KiB in 64 KiB files: the write crossed a file boundary.
+	check := func() {
+		t.Helper()
+		if got := readAll(t, part("a", 2), 0); fmt.Sprint(got) != "[0 3]" {
+			t.Fatalf("a-2 holds batches %v", got)
+		}
+		if part("a", 2).HighWatermark() != 7 || part("a", 0).HighWatermark() != 1 || part("b", 0).HighWatermark() != 2 {
+			t.Fatal("high watermarks are off")
+		}
+	}
+	check()
+	l.cl.sync()
+	fs.Crash()
+	l = openTest(t, testOptions(fs))
+	check()
+	l.Close()
+}

@@ -101,70 +101,9 @@ type AppendResult struct {
 // rewriting its base offset in place, and writes it to the CommitLog and
 // the ConsumeQueue. batch is modified and must not be used concurrently.
 func (p *Partition) Append(batch []byte) (AppendResult, error) {
-	res := AppendResult{LogAppendTime: -1}
-	if p.log.closed.Load() {
-		return res, ErrClosed
-	}
-	settings := p.topic.settings.Load()
-	if len(batch) > settings.maxMessageBytes {
-		return res, fmt.Errorf("%w: %d bytes, max.message.bytes is %d", ErrTooLarge, len(batch), settings.maxMessageBytes)
-	}
-	h, err := record.Validate(batch)
-	if err != nil {
-		return res, err
-	}
-	if h.Transactional() || h.Control() {
-		return res, ErrTransactional
-	}
-	now := p.log.opts.Now().UnixMilli()
-
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	res.LogStartOffset = p.start.Load()
-	var state *producerState
-	if h.ProducerID >= 0 {
-		state = p.producers[h.ProducerID]
-		dupOffset, dup, err := checkSequence(state, h)
-		if err != nil {
-			return res, err
-		}
-		if dup {
-			res.BaseOffset, res.Duplicate = dupOffset, true
-			res.End = p.log.cl.written.Load()
-			return res, nil
-		}
-	}
-	base := p.end.Load()
-	record.SetBaseOffset(batch, base)
-	record.SetPartitionLeaderEpoch(batch, 0)
-	maxTs := h.MaxTimestamp
-	if settings.logAppendTime {
-		record.SetMaxTimestampLogAppendTime(batch, now)
-		maxTs, res.LogAppendTime = now, now
-	}
-	batchPos, end, err := p.log.cl.append(p.topic.name, p.topic.id, p.index, now, batch)
-	if err != nil {
-		return res, err
-	}
-	running := max(p.maxTimestamp, maxTs)
-	if err := p.cq.Append(index.Entry{Pos: batchPos, Size: int32(len(batch)), Count: h.LastOffsetDelta + 1, BaseOffset: base, MaxTimestamp: running}); err != nil {
-		// The CommitLog entry exists but is not indexed; recovery
-		// re-dispatches it, so the batch is not acknowledged now.
-		return res, errors.Join(ErrStorage, err)
-	}
-	p.maxTimestamp = running
-	if h.ProducerID >= 0 {
-		if state == nil {
-			state = &producerState{Epoch: h.ProducerEpoch}
-			p.producers[h.ProducerID] = state
-		}
-		state.record(h, base)
-	}
-	p.end.Store(base + int64(h.LastOffsetDelta) + 1)
-	p.log.flusher.appended(int64(h.NumRecords))
-	p.wake()
-	res.BaseOffset, res.End = base, end
-	return res, nil
+	appends := []BatchAppend{{Partition: p, Batch: batch}}
+	p.log.Append(appends)
+	return appends[0].Result, appends[0].Err
 }
 
 // dispatch indexes a recovered CommitLog entry, as Append would have.

@@ -45,7 +45,10 @@ func (h *Handler) produce(ctx context.Context, r *request, req *kmsg.ProduceRequ
 	if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
 		ackCode = kerr.InvalidRequiredAcks.Code
 	}
-	var durableEnd int64 = -1
+	// Every partition's batch goes to the store in one call, so the whole
+	// request costs one CommitLog write.
+	var appends []log.BatchAppend
+	var slots []*kmsg.ProduceResponseTopicPartition
 	for i := range req.Topics {
 		rt := &req.Topics[i]
 		name, nameOK := rt.Topic, true
@@ -56,38 +59,51 @@ func (h *Handler) produce(ctx context.Context, r *request, req *kmsg.ProduceRequ
 		}
 		st := kmsg.NewProduceResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]
-			sp := kmsg.NewProduceResponseTopicPartition()
+			sp := &st.Partitions[j]
+			sp.Default()
 			sp.Partition = rp.Partition
+			var err error
 			switch {
 			case ackCode != 0:
 				sp.ErrorCode = ackCode
+				continue
 			case !nameOK:
 				sp.ErrorCode = kerr.UnknownTopicID.Code
-			default:
-				res, err := h.appendBatch(name, rp.Partition, rp.Records)
-				sp.ErrorCode = errorCode(err)
-				if err != nil {
-					msg := err.Error()
-					sp.ErrorMessage = &msg
-				} else {
-					sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = res.BaseOffset, res.LogAppendTime, res.LogStartOffset
-					durableEnd = max(durableEnd, res.End)
-				}
+				continue
 			}
-			st.Partitions = append(st.Partitions, sp)
+			p, err := h.store.Partition(name, rp.Partition)
+			if err == nil {
+				err = oneBatch(rp.Records)
+			}
+			if err != nil {
+				setProduceError(sp, err)
+				continue
+			}
+			appends = append(appends, log.BatchAppend{Partition: p, Batch: rp.Records})
+			slots = append(slots, sp)
 		}
 		resp.Topics = append(resp.Topics, st)
+	}
+	h.store.Append(appends)
+	var durableEnd int64 = -1
+	for i, a := range appends {
+		sp := slots[i]
+		if a.Err != nil {
+			setProduceError(sp, a.Err)
+			continue
+		}
+		sp.BaseOffset, sp.LogAppendTime, sp.LogStartOffset = a.Result.BaseOffset, a.Result.LogAppendTime, a.Result.LogStartOffset
+		durableEnd = max(durableEnd, a.Result.End)
 	}
 	if req.Acks == -1 && durableEnd >= 0 {
 		if err := h.store.WaitDurable(ctx, durableEnd); err != nil {
 			// Written but not durable: the client must not take it as acknowledged.
-			for i := range resp.Topics {
-				for j := range resp.Topics[i].Partitions {
-					if sp := &resp.Topics[i].Partitions[j]; sp.ErrorCode == 0 {
-						sp.ErrorCode = kerr.KafkaStorageError.Code
-					}
+			for _, sp := range slots {
+				if sp.ErrorCode == 0 {
+					setProduceError(sp, err)
 				}
 			}
 		}
@@ -95,20 +111,22 @@ func (h *Handler) produce(ctx context.Context, r *request, req *kmsg.ProduceRequ
 	return resp
 }
 
-// appendBatch appends one partition's records, which must be one batch.
-// Bytes past the first batch's length are a second batch to Kafka
-// (INVALID_RECORD) once the first checks out; a first batch that fails
-// its checks is reported as such (a short length usually breaks its CRC).
-func (h *Handler) appendBatch(topic string, partition int32, records []byte) (log.AppendResult, error) {
-	p, err := h.store.Partition(topic, partition)
-	if err != nil {
-		return log.AppendResult{}, err
+func setProduceError(sp *kmsg.ProduceResponseTopicPartition, err error) {
+	sp.ErrorCode = errorCode(err)
+	sp.ErrorMessage = kmsg.StringPtr(err.Error())
+}
+
+// oneBatch checks that a partition's records are one batch. Bytes past
+// the first batch's length are a second batch to Kafka (INVALID_RECORD)
+// once the first checks out; a first batch that fails its checks is
+// reported as such (a short length usually breaks its CRC).
+func oneBatch(records []byte) error {
+	hdr, err := record.ParseHeader(records)
+	if err != nil || hdr.Size() < record.HeaderSize || hdr.Size() >= len(records) {
+		return nil // the store's validation reports it
 	}
-	if hdr, err := record.ParseHeader(records); err == nil && hdr.Size() >= record.HeaderSize && hdr.Size() < len(records) {
-		if _, err := record.Validate(records[:hdr.Size()]); err != nil {
-			return log.AppendResult{}, err
-		}
-		return log.AppendResult{}, fmt.Errorf("%w: a produce request carries exactly one batch per partition", record.ErrInvalidRecord)
+	if _, err := record.Validate(records[:hdr.Size()]); err != nil {
+		return err
 	}
-	return p.Append(records)
+	return fmt.Errorf("%w: a produce request carries exactly one batch per partition", record.ErrInvalidRecord)
 }

@@ -293,3 +293,35 @@ func BenchmarkFetchAssembly(b *testing.B) {
 		resp.Release()
 	}
 }
+
+// BenchmarkProduceManyPartitions measures one Produce request carrying a
+// 4 KiB batch for each of 1000 partitions, as a producer spread over many
+// partitions sends them.
+func BenchmarkProduceManyPartitions(b *testing.B) {
+	h, store := newTestHandler(b)
+	store.CreateTopic("bench", 1000, nil)
+	batch := testBatch(b, 4, 1000, record.None)
+	req := kmsg.NewPtrProduceRequest()
+	req.SetVersion(9)
+	req.Acks, req.TimeoutMillis = -1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "bench"
+	for p := range int32(1000) {
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition, rp.Records = p, batch
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	frame := requestFrame(req, 1, "bench")
+	// The first produce creates every partition's ConsumeQueue file.
+	if _, err := h.Serve(context.Background(), nil, append([]byte(nil), frame...)); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(1000 * len(batch)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h.Serve(context.Background(), nil, append([]byte(nil), frame...)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
