@@ -35,4 +35,27 @@
 // Entries before FirstIndex are dead. Whole files below it are deleted, so
 // after a restart FirstIndex is the first entry of the first file until the
 // caller sets it again.
+//
+// # Writes
+//
+// The queue is opened with segment.MappedWrites: an Append copies its 32
+// bytes into a writable shared mapping of the file instead of calling
+// pwrite. A pwrite costs 1.4 to 2.4 µs of syscall, as much as the
+// CommitLog write of the whole batch, while a 4 KiB page holds 128 entries
+// and costs one page fault when first touched, so the fault amortises to
+// well under 0.1 µs an entry. BenchmarkConsumeQueueAppend (medians of 5
+// runs, ext4 on a 2-vCPU VM, 0 allocations either way):
+//
+//	                          mapped    pwritev
+//	1 partition               99 ns     1.8 µs
+//	1000 partitions, in turn  122 ns    2.3 µs
+//
+// The segment package falls back to pwrite wherever a store into the
+// mapping could raise SIGBUS for want of a disk block (MemFS, sparse or
+// crash-shortened files, copy-on-write filesystems); see its
+// documentation. Sync (fdatasync) covers both paths.
+//
+// Readers see entries through the same mapping, lock-free. Append copies
+// the entry before it stores Len atomically, and readers only read below
+// Len, so no reader sees a half-written entry.
 package index

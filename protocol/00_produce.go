@@ -99,7 +99,9 @@ func (h *Handler) produce(ctx context.Context, r *request, req *kmsg.ProduceRequ
 		durableEnd = max(durableEnd, a.Result.End)
 	}
 	if req.Acks == -1 && durableEnd >= 0 {
-		if err := h.store.WaitDurable(ctx, durableEnd); err != nil {
+		// The fsync is coming whatever the connection does; a shutdown
+		// cancels ctx to end long polls, but not this wait.
+		if err := h.store.WaitDurable(context.WithoutCancel(ctx), durableEnd); err != nil {
 			// Written but not durable: the client must not take it as acknowledged.
 			for _, sp := range slots {
 				if sp.ErrorCode == 0 {

@@ -27,8 +27,12 @@ type File interface {
 	WritevAt(bufs [][]byte, off int64) (int, error) // pwritev on the OS
 	Sync() error                                    // fdatasync on the OS
 	Truncate(size int64) error
-	Allocate(size int64) error // fallocate on the OS (falls back to Truncate if unsupported)
-	Fd() int                   // OS descriptor, or -1 for files that have none
+	// Allocate grows the file to at least size bytes with blocks reserved
+	// (fallocate on the OS). Where the filesystem cannot preallocate it
+	// falls back to a sparse file of that size and reports sparse: the
+	// range then has no blocks, so a write into it can still hit ENOSPC.
+	Allocate(size int64) (sparse bool, err error)
+	Fd() int // OS descriptor, or -1 for files that have none
 	Size() (int64, error)
 	Close() error
 }
@@ -177,21 +181,21 @@ func (f *osFile) Truncate(size int64) error {
 	return nil
 }
 
-func (f *osFile) Allocate(size int64) error {
-	err := retry(func() error { return unix.Fallocate(f.fd, 0, 0, size) })
+func (f *osFile) Allocate(size int64) (sparse bool, err error) {
+	err = retry(func() error { return unix.Fallocate(f.fd, 0, 0, size) })
 	if err == unix.EOPNOTSUPP || err == unix.ENOSYS {
 		// Some filesystems (tmpfs on old kernels, NFS) cannot preallocate: a
 		// sparse file of the right size is the best we can do.
-		cur, serr := f.Size()
-		if serr != nil || cur >= size {
-			return serr
+		cur, err := f.Size()
+		if err != nil || cur >= size {
+			return true, err
 		}
-		return f.Truncate(size)
+		return true, f.Truncate(size)
 	}
 	if err != nil {
-		return f.err("fallocate", err)
+		return false, f.err("fallocate", err)
 	}
-	return nil
+	return false, nil
 }
 
 func (f *osFile) Fd() int { return f.fd }

@@ -411,15 +411,16 @@ func (f *memFile) Truncate(size int64) error {
 	return nil
 }
 
-// Allocate grows the file to size; like fallocate, it never shrinks.
-func (f *memFile) Allocate(size int64) error {
+// Allocate grows the file to size; like fallocate, it never shrinks. The
+// bytes are real memory, so the file is never sparse.
+func (f *memFile) Allocate(size int64) (sparse bool, err error) {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if err := f.check("fallocate", true); err != nil {
-		return err
+		return false, err
 	}
 	f.node.data = writeAt(f.node.data, nil, size)
-	return nil
+	return false, nil
 }
 
 func (f *memFile) Fd() int { return -1 }

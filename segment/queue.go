@@ -18,6 +18,7 @@ type Queue struct {
 	fs   FS
 	dir  string
 	size int64
+	opts options // for every segment opened or created
 
 	mu     sync.Mutex
 	closed bool // under mu
@@ -29,8 +30,9 @@ type Queue struct {
 // OpenQueue opens (creating if needed) the queue in dir. Files whose names
 // parse as positions are opened in order; other files are ignored. Bases
 // that are not multiples of segmentSize, or a gap between files, wrap
-// ErrCorrupt.
-func OpenQueue(fsys FS, dir string, segmentSize int64) (*Queue, error) {
+// ErrCorrupt. Options apply to every segment of the queue.
+func OpenQueue(fsys FS, dir string, segmentSize int64, opts ...Option) (*Queue, error) {
+	o := makeOptions(opts)
 	if segmentSize <= 0 {
 		return nil, fmt.Errorf("segment: invalid segment size %d", segmentSize)
 	}
@@ -60,7 +62,7 @@ func OpenQueue(fsys FS, dir string, segmentSize int64) (*Queue, error) {
 	}
 	segs := make([]*Segment, 0, len(bases))
 	for _, base := range bases {
-		s, err := Open(fsys, dir, base, segmentSize)
+		s, err := openExisting(fsys, dir, base, segmentSize, o)
 		if err != nil {
 			for _, s := range segs {
 				_ = s.Close()
@@ -69,7 +71,7 @@ func OpenQueue(fsys FS, dir string, segmentSize int64) (*Queue, error) {
 		}
 		segs = append(segs, s)
 	}
-	q := &Queue{fs: fsys, dir: dir, size: segmentSize}
+	q := &Queue{fs: fsys, dir: dir, size: segmentSize, opts: o}
 	q.segs.Store(&segs)
 	return q, nil
 }
@@ -154,7 +156,7 @@ func (q *Queue) SegmentFor(pos int64) (*Segment, error) {
 		return nil, fmt.Errorf("%w: position %d is not next in %s (segments [%d, %d))",
 			ErrOutOfRange, pos, q.dir, segs[0].base, segs[n-1].base+q.size)
 	}
-	s, err := Create(q.fs, q.dir, base, q.size)
+	s, err := create(q.fs, q.dir, base, q.size, q.opts)
 	if err != nil {
 		return nil, err
 	}
