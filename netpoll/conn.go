@@ -35,8 +35,12 @@ type Conn struct {
 
 	// ctx is handed to the Handler; it is cancelled when the connection
 	// closes or Shutdown gives up waiting.
-	ctx    context.Context
-	cancel context.CancelFunc
+	ctx context.Context
+	// serveCtx is what the handler gets: ctx, also cancelled when the
+	// server starts draining.
+	serveCtx    context.Context
+	serveCancel context.CancelFunc
+	cancel      context.CancelFunc
 
 	// queue carries responses from the reader to the writer. Only the
 	// reader sends and closes it; its capacity is the backpressure bound.
@@ -64,15 +68,19 @@ func newConn(s *Server, nc *net.TCPConn) (*Conn, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
+	serveCtx, serveCancel := context.WithCancel(ctx)
+	stopDrain := context.AfterFunc(s.draining, serveCancel)
 	c := &Conn{
-		srv:    s,
-		id:     s.nextID.Add(1),
-		nc:     nc,
-		rc:     rc,
-		remote: nc.RemoteAddr(),
-		ctx:    ctx,
-		cancel: cancel,
-		queue:  make(chan *Response, s.maxQueue),
+		serveCtx:    serveCtx,
+		serveCancel: func() { stopDrain(); serveCancel() },
+		srv:         s,
+		id:          s.nextID.Add(1),
+		nc:          nc,
+		rc:          rc,
+		remote:      nc.RemoteAddr(),
+		ctx:         ctx,
+		cancel:      cancel,
+		queue:       make(chan *Response, s.maxQueue),
 	}
 	c.sfStep = c.sendfileStep
 	return c, nil
@@ -138,14 +146,14 @@ func (c *Conn) readLoop() {
 			return
 		}
 		c.srv.stats.requests.Add(1)
-		resp, err := c.srv.handler.Serve(c.ctx, c, frame)
+		resp, err := c.srv.handler.Serve(c.serveCtx, c, frame)
 		if resp != nil && !c.enqueue(resp) {
 			return
 		}
 		if err != nil {
 			// An error after our own cancellation is the handler giving up,
 			// not news.
-			if c.ctx.Err() == nil {
+			if c.serveCtx.Err() == nil {
 				c.srv.log.Warn("request failed; closing connection", c.logFields(zap.Error(err))...)
 			}
 			return
@@ -230,6 +238,7 @@ func (c *Conn) gather() {
 
 func (c *Conn) finish() {
 	c.closeSocket()
+	c.serveCancel()
 	c.cancel()
 	c.srv.forget(c)
 }

@@ -62,8 +62,9 @@ type Response struct {
 // authentication).
 //
 // ctx is cancelled when the connection closes under the handler (a response
-// write failed) or when Shutdown's deadline passes, so long-polling handlers
-// can return early. A handler that ignores it delays Shutdown.
+// write failed) or when Shutdown starts, so long-polling handlers return
+// early; what they return is still written. A handler that ignores it
+// delays Shutdown.
 type Handler interface {
 	Serve(ctx context.Context, c *Conn, frame []byte) (*Response, error)
 }
@@ -125,6 +126,11 @@ type Server struct {
 	// forced part of Shutdown.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// draining is cancelled when Shutdown starts; handlers' contexts
+	// follow it, so a long poll answers at once instead of holding the
+	// shutdown up, while responses still get written.
+	draining context.Context
+	drain    context.CancelFunc
 	// done is closed when Shutdown starts, to cut short accept back-off.
 	done chan struct{}
 
@@ -165,7 +171,10 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	draining, drain := context.WithCancel(context.Background())
 	return &Server{
+		draining: draining,
+		drain:    drain,
 		ln:       ln,
 		handler:  h,
 		log:      cfg.Logger,
@@ -303,6 +312,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.closing {
 		s.closing = true
+		s.drain()
 		close(s.done)
 		s.ln.Close()
 		for c := range s.conns {
