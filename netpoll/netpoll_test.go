@@ -547,6 +547,8 @@ func TestMaxConnections(t *testing.T) {
 	for range 3 {
 		dial(t, s).expectClosed(t)
 	}
+	// The client may see the close before the server counts it.
+	waitFor(t, "3 rejections", func() bool { return s.Stats().RejectedConnections == 3 })
 	if st := s.Stats(); st.RejectedConnections != 3 || st.Connections != 2 {
 		t.Errorf("stats %+v", st)
 	}
@@ -660,6 +662,7 @@ func TestReleaseWhenClientGoesAway(t *testing.T) {
 	for range 20 {
 		c.send(t, []byte("fetch"))
 	}
+	waitFor(t, "a request to be served", func() bool { return responses.Load() > 0 })
 	c.Close()
 	waitFor(t, "the connection to close", func() bool { return s.Stats().ActiveConnections == 0 })
 	if r, d := responses.Load(), released.Load(); r != d || r == 0 {
