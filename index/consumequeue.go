@@ -95,7 +95,7 @@ type ConsumeQueue struct {
 // mapping where the segment package deems that safe (segment.MappedWrites),
 // with pwritev otherwise.
 func OpenConsumeQueue(fs segment.FS, dir string, entriesPerFile int64) (*ConsumeQueue, error) {
-	return openConsumeQueue(fs, dir, entriesPerFile, segment.MappedWrites())
+	return openConsumeQueue(fs, dir, entriesPerFile)
 }
 
 // openConsumeQueue is OpenConsumeQueue with the segment options spelled

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 
 	"go.uber.org/zap"
 
@@ -12,7 +13,8 @@ import (
 	"github.com/rocketkafka/broker/protocol"
 )
 
-// startMetrics serves GET /metrics in the Prometheus text format.
+// startMetrics serves GET /metrics in the Prometheus text format, and Go's
+// profiles under /debug/pprof/.
 func startMetrics(addr string, srv *netpoll.Server, handler *protocol.Handler, store *log.Log, logger *zap.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -43,6 +45,11 @@ func startMetrics(addr string, srv *netpoll.Server, handler *protocol.Handler, s
 			fmt.Fprintf(w, "# HELP %s %s\n%s %v\n", m.name, m.help, m.name, m.value)
 		}
 	})
+	// Profiles on the same opt-in listener: what the broker spends CPU on
+	// is the first question when it is slow.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	hs := &http.Server{Handler: mux}
 	go func() {
 		if err := hs.Serve(ln); err != nil && err != http.ErrServerClosed {
