@@ -9,9 +9,10 @@ import (
 
 // DefaultFetchSendfileMinBytes is the default of fetch.sendfile.min.bytes.
 // Below it, the cost of a sendfile call outweighs copying the bytes out of
-// the memory-mapped segment; the figure is a starting point until it is
-// measured.
-const DefaultFetchSendfileMinBytes = 4096
+// the memory-mapped segment: netpoll's benchmarks on loopback have copying
+// 3.5x faster at 1 KiB, the two even at 16 KiB, and sendfile ahead from
+// 64 KiB.
+const DefaultFetchSendfileMinBytes = 16384
 
 // segmentHeadroom is how much larger than message.max.bytes a commit log
 // segment has to be, so the largest accepted batch plus the store's own

@@ -30,7 +30,7 @@ func TestDefault(t *testing.T) {
 		FlushIntervalMs:          500,
 		CommitLogSegmentBytes:    1073741824,
 		ConsumeQueueEntries:      300000,
-		FetchSendfileMinBytes:    4096,
+		FetchSendfileMinBytes:    16384,
 		MessageTimestampType:     "CreateTime",
 		LogCleanupPolicy:         "delete",
 		LoggerFormat:             "console",

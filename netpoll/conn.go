@@ -33,14 +33,15 @@ type Conn struct {
 	rc     syscall.RawConn
 	remote net.Addr
 
-	// ctx is handed to the Handler; it is cancelled when the connection
-	// closes or Shutdown gives up waiting.
-	ctx context.Context
-	// serveCtx is what the handler gets: ctx, also cancelled when the
-	// server starts draining.
+	// ctx is cancelled when the connection closes or Shutdown gives up
+	// waiting; then responses are no longer queued.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// serveCtx is what the handler gets: ctx, also cancelled when Shutdown
+	// starts, so that long polls answer at once while their answers are
+	// still written.
 	serveCtx    context.Context
 	serveCancel context.CancelFunc
-	cancel      context.CancelFunc
 
 	// queue carries responses from the reader to the writer. Only the
 	// reader sends and closes it; its capacity is the backpressure bound.
@@ -69,10 +70,7 @@ func newConn(s *Server, nc *net.TCPConn) (*Conn, error) {
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	serveCtx, serveCancel := context.WithCancel(ctx)
-	stopDrain := context.AfterFunc(s.draining, serveCancel)
 	c := &Conn{
-		serveCtx:    serveCtx,
-		serveCancel: func() { stopDrain(); serveCancel() },
 		srv:         s,
 		id:          s.nextID.Add(1),
 		nc:          nc,
@@ -80,6 +78,8 @@ func newConn(s *Server, nc *net.TCPConn) (*Conn, error) {
 		remote:      nc.RemoteAddr(),
 		ctx:         ctx,
 		cancel:      cancel,
+		serveCtx:    serveCtx,
+		serveCancel: serveCancel,
 		queue:       make(chan *Response, s.maxQueue),
 	}
 	c.sfStep = c.sendfileStep
@@ -112,9 +112,11 @@ func (c *Conn) logFields(extra ...zap.Field) []zap.Field {
 
 // stopReading is Shutdown's request to read no further requests. The past
 // deadline wakes a reader blocked between requests; a reader inside the
-// handler sees the flag when it returns.
+// handler sees the flag when it returns, which the cancelled serveCtx
+// hastens.
 func (c *Conn) stopReading() {
 	c.stopping.Store(true)
+	c.serveCancel()
 	_ = c.nc.SetReadDeadline(aLongTimeAgo) // fails only if already closed
 }
 
@@ -238,8 +240,7 @@ func (c *Conn) gather() {
 
 func (c *Conn) finish() {
 	c.closeSocket()
-	c.serveCancel()
-	c.cancel()
+	c.cancel() // also cancels serveCtx
 	c.srv.forget(c)
 }
 

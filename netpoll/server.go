@@ -126,11 +126,6 @@ type Server struct {
 	// forced part of Shutdown.
 	ctx    context.Context
 	cancel context.CancelFunc
-	// draining is cancelled when Shutdown starts; handlers' contexts
-	// follow it, so a long poll answers at once instead of holding the
-	// shutdown up, while responses still get written.
-	draining context.Context
-	drain    context.CancelFunc
 	// done is closed when Shutdown starts, to cut short accept back-off.
 	done chan struct{}
 
@@ -171,10 +166,7 @@ func Listen(cfg Config, h Handler) (*Server, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	draining, drain := context.WithCancel(context.Background())
 	return &Server{
-		draining: draining,
-		drain:    drain,
 		ln:       ln,
 		handler:  h,
 		log:      cfg.Logger,
@@ -267,8 +259,10 @@ func (s *Server) admit(nc *net.TCPConn) {
 		return
 	}
 	if s.maxConns > 0 && len(s.conns) >= s.maxConns {
-		nc.Close()
+		// Counted before closing, so a client seeing the close sees it
+		// counted.
 		s.stats.rejected.Add(1)
+		nc.Close()
 		s.rejectNew++
 		if now := time.Now(); now.Sub(s.rejectLog) >= rejectLogInterval {
 			s.log.Warn("connection limit reached; closing new connections",
@@ -303,16 +297,17 @@ func (s *Server) forget(c *Conn) {
 
 // Shutdown stops accepting, stops reading new requests, lets requests
 // already being served finish and their responses be written, then closes
-// every connection and waits for every goroutine. ctx bounds the graceful
-// part: when it is done, every handler's ctx is cancelled and every socket
-// closed, and Shutdown returns ctx.Err() once the goroutines have exited.
-// Waiting for them even then guarantees that no Release call or sendfile
-// on a caller's file is still pending when Shutdown returns.
+// every connection and waits for every goroutine. Handlers' ctx is
+// cancelled at once, so long polls answer now rather than at their
+// deadline. ctx bounds the graceful part: when it is done, every socket is
+// closed and queued responses are dropped, and Shutdown returns ctx.Err()
+// once the goroutines have exited. Waiting for them even then guarantees
+// that no Release call or sendfile on a caller's file is still pending
+// when Shutdown returns.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if !s.closing {
 		s.closing = true
-		s.drain()
 		close(s.done)
 		s.ln.Close()
 		for c := range s.conns {

@@ -279,40 +279,51 @@ func (e *fetchEncoder) string(s string) {
 	e.buf = append(e.buf, s...)
 }
 
-// records writes the records field: its length, then each batch. Ranges
-// under the threshold, and files with no descriptor to sendfile from, are
-// copied into the header bytes.
+// records writes the records field: its length, then the batches. Runs of
+// batches that sit back to back in one CommitLog file (a partition's
+// batches usually do) go out as one range: by sendfile when the run is at
+// least the threshold long, else copied into the header bytes, as are runs
+// of files with no descriptor to sendfile from.
 func (e *fetchEncoder) records(fp *fetchPartition) error {
 	if e.flexible {
 		e.buf = binary.AppendUvarint(e.buf, uint64(fp.bytes)+1)
 	} else {
 		e.int32(int32(fp.bytes))
 	}
-	for _, c := range fp.chunks {
-		fd := c.Segment.Fd()
-		if c.Len < e.threshold || fd < 0 {
-			if v := c.Segment.View(c.Off, c.Len); v != nil {
-				e.buf = append(e.buf, v...)
-			} else {
-				n := len(e.buf)
-				e.buf = append(e.buf, make([]byte, c.Len)...)
-				if err := c.Segment.ReadAt(e.buf[n:], c.Off); err != nil {
-					return fmt.Errorf("reading %d record bytes for a fetch: %w", c.Len, err)
-				}
-			}
-			e.copied += c.Len
-			continue
+	chunks := fp.chunks
+	for len(chunks) > 0 {
+		run := chunks[0]
+		n := 1
+		for ; n < len(chunks) && chunks[n].Segment == run.Segment && chunks[n].Off == run.Off+run.Len; n++ {
+			run.Len += chunks[n].Len
 		}
-		e.flush()
-		e.file += c.Len
-		// Batches of one partition usually sit back to back in the
-		// CommitLog: one sendfile covers the run.
-		if n := len(e.pieces); n > 0 && e.pieces[n-1].Bytes == nil && e.pieces[n-1].Fd == fd && e.pieces[n-1].Off+e.pieces[n-1].Len == c.Off {
-			e.pieces[n-1].Len += c.Len
-			continue
+		chunks = chunks[n:]
+		if err := e.run(run); err != nil {
+			return err
 		}
-		e.pieces = append(e.pieces, netpoll.Piece{Fd: fd, Off: c.Off, Len: c.Len})
 	}
+	return nil
+}
+
+// run adds one contiguous file range to the response.
+func (e *fetchEncoder) run(c log.Chunk) error {
+	fd := c.Segment.Fd()
+	if c.Len >= e.threshold && fd >= 0 {
+		e.flush()
+		e.pieces = append(e.pieces, netpoll.Piece{Fd: fd, Off: c.Off, Len: c.Len})
+		e.file += c.Len
+		return nil
+	}
+	if v := c.Segment.View(c.Off, c.Len); v != nil {
+		e.buf = append(e.buf, v...)
+	} else {
+		n := len(e.buf)
+		e.buf = append(e.buf, make([]byte, c.Len)...)
+		if err := c.Segment.ReadAt(e.buf[n:], c.Off); err != nil {
+			return fmt.Errorf("reading %d record bytes for a fetch: %w", c.Len, err)
+		}
+	}
+	e.copied += c.Len
 	return nil
 }
 
