@@ -67,44 +67,58 @@ func key(b []byte, by int) int64 {
 	return int64(binary.BigEndian.Uint64(b[16:24])) + int64(int32(binary.BigEndian.Uint32(b[12:16])))
 }
 
+// tailEntries is how many entries the write-behind tail holds: 4 KiB, one
+// page of a file. Append writes the tail out with one pwritev when the
+// entries reach a page boundary of their file or the file's end, so the
+// tail never spans two files and never holds more than tailEntries.
+const tailEntries = 128
+
+// zeroTail is never written: flush points an iovec at it to clear what a
+// failed flush may have left past Len.
+var zeroTail [tailEntries * EntrySize]byte
+
 // ConsumeQueue is the index of one topic-partition. It takes one appender
-// and any number of concurrent readers; reads are lock-free and go straight
-// to the mapped files.
+// and any number of concurrent readers.
+//
+// Entries [0, flushed) are in the files, where readers find them through
+// the mapping (or ReadAt) without a lock; entries [flushed, Len) are only
+// in the tail, an in-memory buffer the appender writes out in pages.
+// Readers copy tail entries under mu.RLock; a flush moves flushed under
+// mu.Lock, which is what lets the appender reuse the buffer.
 type ConsumeQueue struct {
 	q       *segment.Queue
 	perFile int64
 
-	first  atomic.Int64
-	n      atomic.Int64 // Len: published after the entry is written
-	closed atomic.Bool
+	first   atomic.Int64
+	n       atomic.Int64 // Len: published after the entry is readable
+	flushed atomic.Int64 // entries below it are in the files; stored under mu
+	closed  atomic.Bool
+
+	mu sync.RWMutex
+	// tail holds tailEntries slots, slot k being entry flushed+k; allocated
+	// under mu by the first Append, so idle partitions cost nothing. Slots
+	// at or past Len are filled without mu: no reader looks at them, and
+	// Len is published (atomically, with release ordering) only after.
+	tail []byte
 
 	// wmu serializes the mutators: Append, TruncateFrom, SetFirstIndex,
-	// Close and Remove.
-	wmu sync.Mutex
-	buf [EntrySize]byte // under wmu
-	iov [1][]byte       // under wmu; iov[0] is buf
-
-	// mu guards the cached last entry, which readers see through Last.
-	mu      sync.RWMutex
-	last    Entry
-	hasLast bool // last holds entry Len-1
+	// Sync (its flush), Close and Remove.
+	wmu     sync.Mutex
+	last    Entry // under wmu: entry Len-1, for the ordering check
+	hasLast bool  // under wmu
+	// junkEnd, under wmu: a failed flush may have left bytes of entries
+	// [Len, junkEnd) in the file; the next flush writes zeros over them.
+	junkEnd int64
+	iov     [2][]byte // under wmu
 }
 
 // OpenConsumeQueue opens (creating if needed) the queue in dir, recovering
-// Len from the last used entry. Entries are written through a writable
-// mapping where the segment package deems that safe (segment.MappedWrites),
-// with pwritev otherwise.
+// Len from the last used entry.
 func OpenConsumeQueue(fs segment.FS, dir string, entriesPerFile int64) (*ConsumeQueue, error) {
-	return openConsumeQueue(fs, dir, entriesPerFile)
-}
-
-// openConsumeQueue is OpenConsumeQueue with the segment options spelled
-// out; benchmarks compare mapped writes with pwritev through it.
-func openConsumeQueue(fs segment.FS, dir string, entriesPerFile int64, opts ...segment.Option) (*ConsumeQueue, error) {
 	if entriesPerFile <= 0 || entriesPerFile > math.MaxInt64/EntrySize {
 		return nil, fmt.Errorf("index: invalid entries per file %d", entriesPerFile)
 	}
-	q, err := segment.OpenQueue(fs, dir, entriesPerFile*EntrySize, opts...)
+	q, err := segment.OpenQueue(fs, dir, entriesPerFile*EntrySize)
 	if errors.Is(err, segment.ErrCorrupt) {
 		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
@@ -112,7 +126,6 @@ func openConsumeQueue(fs segment.FS, dir string, entriesPerFile int64, opts ...s
 		return nil, err
 	}
 	cq := &ConsumeQueue{q: q, perFile: entriesPerFile}
-	cq.iov[0] = cq.buf[:]
 	if err := cq.recover(); err != nil {
 		_ = q.Close()
 		return nil, err
@@ -157,6 +170,7 @@ func (cq *ConsumeQueue) recover() error {
 		}
 	}
 	cq.first.Store(first)
+	cq.flushed.Store(n)
 	cq.n.Store(n)
 	if found {
 		e, err := cq.read(n - 1)
@@ -171,12 +185,20 @@ func (cq *ConsumeQueue) recover() error {
 // Append adds e at index Len. e.BaseOffset must not overlap the previous
 // entry's offsets. MaxTimestamp is stored as the running maximum, whatever
 // the caller passes, so that timestamp searches stay valid.
+//
+// The entry goes into the tail and is readable when Append returns; the
+// tail is written to the file when it reaches a page boundary or the end
+// of the file. An error (from creating the next file, or from that write)
+// leaves the queue as it was.
 func (cq *ConsumeQueue) Append(e Entry) error {
 	if e.Size <= 0 || e.Count <= 0 || e.Pos < 0 {
 		return fmt.Errorf("%w: pos %d, size %d, count %d", ErrInvalid, e.Pos, e.Size, e.Count)
 	}
 	cq.wmu.Lock()
 	defer cq.wmu.Unlock()
+	if cq.closed.Load() {
+		return segment.ErrClosed
+	}
 	if cq.hasLast {
 		if next := cq.last.BaseOffset + int64(cq.last.Count); e.BaseOffset < next {
 			return fmt.Errorf("%w: base offset %d, want >= %d", ErrOutOfOrder, e.BaseOffset, next)
@@ -184,24 +206,65 @@ func (cq *ConsumeQueue) Append(e Entry) error {
 		e.MaxTimestamp = max(e.MaxTimestamp, cq.last.MaxTimestamp)
 	}
 	i := cq.n.Load()
-	pos := i * EntrySize
-	s, err := cq.q.SegmentFor(pos)
+	// Created here rather than at the flush, so that a failure to create
+	// the file fails the Append of its first entry.
+	s, err := cq.q.SegmentFor(i * EntrySize)
 	if err != nil {
 		return err
 	}
-	e.encode(cq.buf[:])
-	// With mapped writes this copies straight into memory readers map. They
-	// only read below Len, and Len is stored (atomically, so with release
-	// ordering) after WriteAt has copied the whole entry: a reader that sees
-	// the new Len sees all 32 bytes, never a torn entry.
-	if err := s.WriteAt(cq.iov[:], pos-s.Base()); err != nil {
+	if cq.tail == nil {
+		cq.mu.Lock()
+		cq.tail = make([]byte, tailEntries*EntrySize)
+		cq.mu.Unlock()
+	}
+	e.encode(cq.tail[(i-cq.flushed.Load())*EntrySize:])
+	if k := i + 1 - s.Base()/EntrySize; k%tailEntries == 0 || k == cq.perFile {
+		if err := cq.flush(s, i+1); err != nil {
+			return err
+		}
+	} else {
+		cq.n.Store(i + 1)
+	}
+	cq.last, cq.hasLast = e, true
+	return nil
+}
+
+// flush writes entries [flushed, end) from the tail to s, the file that
+// holds them, with one pwritev, then publishes end as both flushed and Len.
+// On failure neither moves and the tail keeps its entries. Callers hold wmu.
+func (cq *ConsumeQueue) flush(s *segment.Segment, end int64) error {
+	from := cq.flushed.Load()
+	iov := cq.iov[:1]
+	iov[0] = cq.tail[:(end-from)*EntrySize]
+	if cq.junkEnd > end {
+		iov = cq.iov[:2]
+		iov[1] = zeroTail[:(cq.junkEnd-end)*EntrySize]
+	}
+	if err := s.WriteAt(iov, from*EntrySize-s.Base()); err != nil {
+		cq.junkEnd = max(cq.junkEnd, end)
 		return err
 	}
+	cq.junkEnd = 0
+	// Under the lock: readers inside the tail finish before the appender
+	// can overwrite slot 0, and later ones find the entries in the file.
 	cq.mu.Lock()
-	cq.last, cq.hasLast = e, true
-	cq.n.Store(i + 1)
+	cq.flushed.Store(end)
+	cq.n.Store(end)
 	cq.mu.Unlock()
 	return nil
+}
+
+// flushTail writes out whatever the tail holds. Callers hold wmu.
+func (cq *ConsumeQueue) flushTail() error {
+	from, n := cq.flushed.Load(), cq.n.Load()
+	if from == n && cq.junkEnd <= n {
+		return nil
+	}
+	s := cq.q.Find(from * EntrySize)
+	if s == nil {
+		return fmt.Errorf("%w: no file for unwritten entry %d", ErrOutOfRange, from)
+	}
+	return cq.flush(s, n)
 }
 
 // Len returns the index one past the last entry.
@@ -212,7 +275,8 @@ func (cq *ConsumeQueue) FirstIndex() int64 { return cq.first.Load() }
 
 // SetFirstIndex moves FirstIndex to i, anywhere from the first entry still
 // on disk to Len, and deletes the files wholly below it. The file holding
-// the last entry is kept even when i == Len: recovery derives Len from it.
+// the last entry is kept even when i == Len: recovery derives Len from it,
+// and the tail's entries belong to it.
 func (cq *ConsumeQueue) SetFirstIndex(i int64) error {
 	cq.wmu.Lock()
 	defer cq.wmu.Unlock()
@@ -249,9 +313,14 @@ func (cq *ConsumeQueue) At(i int64) (Entry, error) {
 	return cq.read(i)
 }
 
-// read returns entry i from its file, wherever i is relative to
-// FirstIndex; ErrOutOfRange if the file is gone.
+// read returns entry i, below Len, from the tail or from its file,
+// wherever i is relative to FirstIndex; ErrOutOfRange if the file is gone.
 func (cq *ConsumeQueue) read(i int64) (Entry, error) {
+	if i >= cq.flushed.Load() {
+		if e, ok := cq.readTail(i); ok {
+			return e, nil
+		}
+	}
 	pos := i * EntrySize
 	s := cq.q.Find(pos)
 	if s == nil || !s.Acquire() {
@@ -269,11 +338,35 @@ func (cq *ConsumeQueue) read(i int64) (Entry, error) {
 	return decode(b[:]), nil
 }
 
-// Last returns the last entry, if there is a live one.
-func (cq *ConsumeQueue) Last() (Entry, bool) {
+// readTail returns entry i from the tail, or false if it is not there (a
+// flush moved it to the file meanwhile).
+func (cq *ConsumeQueue) readTail(i int64) (Entry, bool) {
 	cq.mu.RLock()
 	defer cq.mu.RUnlock()
-	return cq.last, cq.hasLast && cq.n.Load() > cq.first.Load()
+	f := cq.flushed.Load()
+	if i < f || i >= cq.n.Load() {
+		return Entry{}, false
+	}
+	return decode(cq.tail[(i-f)*EntrySize:]), true
+}
+
+// Last returns the last entry, if there is a live one.
+func (cq *ConsumeQueue) Last() (Entry, bool) {
+	for {
+		lo, n := cq.first.Load(), cq.n.Load()
+		if n <= lo {
+			return Entry{}, false
+		}
+		e, err := cq.read(n - 1)
+		if err == nil {
+			return e, true
+		}
+		// Appends and retention since the loads deleted its file; FirstIndex
+		// moved first, so look again.
+		if err != ErrOutOfRange || cq.first.Load() == lo {
+			return Entry{}, false
+		}
+	}
 }
 
 // SearchOffset returns the index of the entry holding offset or, if offset
@@ -299,7 +392,15 @@ func (cq *ConsumeQueue) SearchTimestamp(ts int64) (int64, bool) {
 func (cq *ConsumeQueue) search(by int, target int64) (int64, bool) {
 	for {
 		lo, hi := cq.first.Load(), cq.n.Load()
-		i, err := cq.searchRange(lo, hi, by, target)
+		// [lo, mid) is in the files; [mid, hi) was in the tail a moment ago.
+		mid := min(max(cq.flushed.Load(), lo), hi)
+		i, err := cq.searchRange(lo, mid, by, target)
+		if err == nil && i == mid && mid < hi {
+			var ok bool
+			if i, ok = cq.searchTail(mid, hi, by, target); !ok {
+				continue // flushed meanwhile: look again in the file
+			}
+		}
 		if err == nil && i < hi {
 			return i, true
 		}
@@ -315,10 +416,31 @@ func (cq *ConsumeQueue) search(by int, target int64) (int64, bool) {
 	}
 }
 
-// searchRange binary-searches [lo, hi), returning hi if no key exceeds
-// target. Keys never decrease, so it first picks the file by probing the
-// last entry of candidate files, then searches inside that file under a
-// single reference.
+// searchTail binary-searches [lo, hi) in the tail, returning hi if no key
+// exceeds target, or false if a flush moved part of the range out of the
+// tail meanwhile.
+func (cq *ConsumeQueue) searchTail(lo, hi int64, by int, target int64) (int64, bool) {
+	cq.mu.RLock()
+	defer cq.mu.RUnlock()
+	f := cq.flushed.Load()
+	if lo < f {
+		return 0, false
+	}
+	for lo < hi {
+		h := int64(uint64(lo+hi) >> 1)
+		if key(cq.tail[(h-f)*EntrySize:], by) > target {
+			hi = h
+		} else {
+			lo = h + 1
+		}
+	}
+	return lo, true
+}
+
+// searchRange binary-searches [lo, hi), all of it in the files, returning
+// hi if no key exceeds target. Keys never decrease, so it first picks the
+// file by probing the last entry of candidate files, then searches inside
+// that file under a single reference.
 func (cq *ConsumeQueue) searchRange(lo, hi int64, by int, target int64) (int64, error) {
 	if lo >= hi {
 		return hi, nil
@@ -409,41 +531,65 @@ func (cq *ConsumeQueue) TruncateFrom(i int64) error {
 		}
 		last, hasLast = e, err == nil
 	}
+	// Entries [i, n) leave the tail, or all of it when the cut is below it.
 	cq.mu.Lock()
+	cq.flushed.Store(min(cq.flushed.Load(), i))
 	cq.n.Store(i)
-	cq.last, cq.hasLast = last, hasLast
 	cq.mu.Unlock()
+	cq.last, cq.hasLast = last, hasLast
 
 	// Later files go first: zeros made durable while they remained would
-	// read as a hole before used entries.
+	// read as a hole before used entries. In the file holding i, entries
+	// [i, n) are cleared whether or not they were flushed, and so is what
+	// a failed flush may have left past n.
 	end := (i/cq.perFile + 1) * cq.perFile
 	if _, err := cq.q.RemoveFrom(end * EntrySize); err != nil {
 		return err
 	}
+	dirty := min(max(n, cq.junkEnd), end)
+	cq.junkEnd = 0
 	s := cq.q.Find(i * EntrySize)
 	if s == nil {
 		return nil
 	}
-	if err := s.Zero((i-s.Base()/EntrySize)*EntrySize, (min(n, end)-i)*EntrySize); err != nil {
+	if err := s.Zero((i-s.Base()/EntrySize)*EntrySize, (dirty-i)*EntrySize); err != nil {
 		return err
 	}
 	return s.Sync()
 }
 
-// Sync makes every appended entry durable.
-func (cq *ConsumeQueue) Sync() error { return cq.q.Sync() }
+// Sync writes the tail to its file and makes every appended entry durable.
+func (cq *ConsumeQueue) Sync() error {
+	cq.wmu.Lock()
+	var err error
+	if !cq.closed.Load() {
+		err = cq.flushTail()
+	}
+	cq.wmu.Unlock()
+	if err != nil {
+		return err
+	}
+	return cq.q.Sync()
+}
 
-// Close syncs and closes the queue.
+// Close writes the tail to its file, syncs and closes the queue. If the
+// tail cannot be written, the queue is closed all the same and its entries
+// are lost (the store rebuilds the queue from the CommitLog).
 func (cq *ConsumeQueue) Close() error {
 	cq.wmu.Lock()
 	defer cq.wmu.Unlock()
-	if cq.closed.Swap(true) {
+	if cq.closed.Load() {
 		return segment.ErrClosed
 	}
-	return cq.q.Close()
+	err := cq.flushTail()
+	cq.closed.Store(true)
+	if cerr := cq.q.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
-// Remove closes the queue and deletes its directory.
+// Remove closes the queue and deletes its directory, tail and all.
 func (cq *ConsumeQueue) Remove() error {
 	cq.wmu.Lock()
 	defer cq.wmu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -27,7 +28,12 @@ func eachFS(t *testing.T, fn func(t *testing.T, fs segment.FS, dir string)) {
 
 func open(t *testing.T, fs segment.FS, dir string) *ConsumeQueue {
 	t.Helper()
-	cq, err := OpenConsumeQueue(fs, dir, perFile)
+	return openN(t, fs, dir, perFile)
+}
+
+func openN(t *testing.T, fs segment.FS, dir string, entriesPerFile int64) *ConsumeQueue {
+	t.Helper()
+	cq, err := OpenConsumeQueue(fs, dir, entriesPerFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,13 +214,6 @@ func TestReopen(t *testing.T) {
 			}
 			cq = open(t, fs, dir)
 			m.check(t, cq)
-			// Entries go through the mapping on a real filesystem, also in
-			// reopened files; MemFS files have no descriptor and use pwrite.
-			for _, seg := range cq.q.Segments() {
-				if seg.MappedWrites() != (fs == segment.OS) {
-					t.Fatalf("n=%d: %s: mapped writes %v", n, seg.Path(), seg.MappedWrites())
-				}
-			}
 			// The recovered last entry keeps ordering enforced.
 			if n > 0 {
 				if err := cq.Append(m.entries[n-1]); !errors.Is(err, ErrOutOfOrder) {
@@ -387,122 +386,158 @@ func TestCrash(t *testing.T) {
 	}
 }
 
-// TestConcurrent runs searches against appends and retention; run with -race.
+// TestConcurrent runs searches against appends, syncs and retention, with
+// files smaller than the tail (perFile 4: a flush at every file end) and
+// larger (flushes at page boundaries, entries read from the tail); run
+// with -race.
 func TestConcurrent(t *testing.T) {
-	eachFS(t, func(t *testing.T, fs segment.FS, dir string) {
-		cq := open(t, fs, dir)
-		defer cq.Close()
-		var done atomic.Bool
-		var wg sync.WaitGroup
-		errc := make(chan error, 4)
-		for range 3 {
-			wg.Go(func() {
-				for !done.Load() {
-					n := cq.Len()
-					// Entry i has BaseOffset 2i and Count 2.
-					for off := int64(0); off < 2*n; off += 7 {
-						i, ok := cq.SearchOffset(off)
-						if !ok || i < off/2 {
-							errc <- errors.New("search missed a written entry")
-							return
-						}
-						if i == off/2 {
-							e, err := cq.At(i)
-							if err == nil && e.BaseOffset != 2*i {
-								errc <- errors.New("At read a wrong entry")
-								return
-							}
-						}
-						if _, ok := cq.Last(); !ok {
-							errc <- errors.New("Last found nothing")
+	for _, per := range []int64{perFile, 1000} {
+		t.Run(fmt.Sprintf("perFile=%d", per), func(t *testing.T) {
+			eachFS(t, func(t *testing.T, fs segment.FS, dir string) { testConcurrent(t, fs, dir, per) })
+		})
+	}
+}
+
+func testConcurrent(t *testing.T, fs segment.FS, dir string, per int64) {
+	cq := openN(t, fs, dir, per)
+	defer cq.Close()
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	fail := func(format string, args ...any) { errc <- fmt.Errorf(format, args...) }
+	for range 3 {
+		wg.Go(func() {
+			for !done.Load() {
+				// Entry i has BaseOffset 2i, Count 2 and MaxTimestamp i.
+				n := cq.Len()
+				if n == 0 {
+					continue
+				}
+				// The newest entry, most often still in the tail.
+				e, err := cq.At(n - 1)
+				if err == nil && (e.BaseOffset != 2*(n-1) || e.MaxTimestamp != n-1 || e.Size != 100) {
+					fail("At(%d) = %+v", n-1, e)
+					return
+				}
+				if err != nil && !(errors.Is(err, ErrOutOfRange) && cq.FirstIndex() > n-1) {
+					fail("At(%d): %v", n-1, err)
+					return
+				}
+				if i, ok := cq.SearchOffset(2*(n-1) + 1); !ok || i < n-1 || (i > n-1 && cq.FirstIndex() <= n-1) {
+					fail("SearchOffset(%d) = %d, %v; Len was %d", 2*(n-1)+1, i, ok, n)
+					return
+				}
+				if i, ok := cq.SearchTimestamp(n - 1); !ok || i < n-1 || (i > n-1 && cq.FirstIndex() <= n-1) {
+					fail("SearchTimestamp(%d) = %d, %v", n-1, i, ok)
+					return
+				}
+				if e, ok := cq.Last(); !ok || e.BaseOffset < 2*(n-1) || e.BaseOffset%2 != 0 || e.MaxTimestamp != e.BaseOffset/2 {
+					fail("Last = %+v, %v; Len was %d", e, ok, n)
+					return
+				}
+				for off := int64(0); off < 2*n; off += 7 {
+					i, ok := cq.SearchOffset(off)
+					if !ok || i < off/2 {
+						fail("SearchOffset(%d) = %d, %v: missed a written entry", off, i, ok)
+						return
+					}
+					if i == off/2 {
+						e, err := cq.At(i)
+						if err == nil && e.BaseOffset != 2*i {
+							fail("At(%d) read a wrong entry: %+v", i, e)
 							return
 						}
 					}
 				}
-			})
-		}
-		for i := int64(0); i < 2000; i++ {
-			if err := cq.Append(Entry{Pos: i * 100, Size: 100, Count: 2, BaseOffset: 2 * i, MaxTimestamp: i}); err != nil {
-				t.Fatal(err)
 			}
-			if i%50 == 0 && i > 0 {
-				if err := cq.SetFirstIndex(i - 20); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		done.Store(true)
-		wg.Wait()
-		close(errc)
-		for err := range errc {
+		})
+	}
+	for i := int64(0); i < 3000; i++ {
+		if err := cq.Append(Entry{Pos: i * 100, Size: 100, Count: 2, BaseOffset: 2 * i, MaxTimestamp: i}); err != nil {
 			t.Fatal(err)
 		}
-	})
+		if i%50 == 0 && i > 0 {
+			if err := cq.SetFirstIndex(i - 20); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i%97 == 0 { // a flush off a page boundary
+			if err := cq.Sync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	done.Store(true)
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
 }
 
-// BenchmarkConsumeQueueAppend compares appends written through the
-// mapping (what OpenConsumeQueue does on a real filesystem) with pwritev,
-// for one partition and for a Produce that spreads its batches over 1000
-// partitions, each with its own queue. An append that creates the next
-// file (a directory fsync, ~1 ms and the same on both paths) is left out
-// of the timing; retention deletes the file before it, so the disk use
-// stays bounded.
+// BenchmarkConsumeQueueAppend measures Append for one partition and for a
+// Produce that spreads its batches over 1000 partitions, each with its own
+// queue. Entries go to the tail, and every tailEntries appends a queue
+// writes them to its file with one 4 KiB pwritev, which the per-append
+// figure includes. An append that creates the next file (a directory
+// fsync, ~1 ms) is left out of the timing; retention deletes the file
+// before it, so the disk use stays bounded.
 func BenchmarkConsumeQueueAppend(b *testing.B) {
 	for _, parts := range []int{1, 1000} {
 		perFile := int64(300000)
 		if parts > 1 {
 			perFile = 4096 // 128 KiB files: 1000 queues stay small on disk
 		}
-		for _, mode := range []string{"mapped", "pwritev"} {
-			b.Run(fmt.Sprintf("partitions=%d/%s", parts, mode), func(b *testing.B) {
-				var opts []segment.Option
-				if mode == "mapped" {
-					opts = append(opts, segment.MappedWrites())
+		b.Run(fmt.Sprintf("partitions=%d", parts), func(b *testing.B) {
+			dir := b.TempDir()
+			cqs := make([]*ConsumeQueue, parts)
+			es := make([]Entry, parts)
+			for p := range cqs {
+				cq, err := OpenConsumeQueue(segment.OS, filepath.Join(dir, strconv.Itoa(p)), perFile)
+				if err != nil {
+					b.Fatal(err)
 				}
-				dir := b.TempDir()
-				cqs := make([]*ConsumeQueue, parts)
-				es := make([]Entry, parts)
-				for p := range cqs {
-					cq, err := openConsumeQueue(segment.OS, filepath.Join(dir, strconv.Itoa(p)), perFile, opts...)
-					if err != nil {
+				defer cq.Close()
+				cqs[p] = cq
+				// One append outside the timing creates the first file and
+				// the tail.
+				es[p] = Entry{Size: 1000, Count: 10}
+				if err := cq.Append(es[p]); err != nil {
+					b.Fatal(err)
+				}
+				es[p].Pos += 1000
+				es[p].BaseOffset += 10
+			}
+			b.ReportAllocs()
+			p := 0
+			for b.Loop() {
+				cq, e := cqs[p], &es[p]
+				roll := cq.Len()%perFile == 0
+				if roll {
+					b.StopTimer()
+					if err := cq.SetFirstIndex(cq.Len()); err != nil {
 						b.Fatal(err)
 					}
-					defer cq.Close()
-					es[p] = Entry{Size: 1000, Count: 10}
-					cqs[p] = cq
 				}
-				b.ReportAllocs()
-				p := 0
-				for b.Loop() {
-					cq, e := cqs[p], &es[p]
-					roll := cq.Len()%perFile == 0
-					if roll {
-						b.StopTimer()
-						if err := cq.SetFirstIndex(cq.Len()); err != nil {
-							b.Fatal(err)
-						}
-					}
-					if err := cq.Append(*e); err != nil {
-						b.Fatal(err)
-					}
-					if roll {
-						if got := cq.q.Last().MappedWrites(); got != (mode == "mapped") {
-							b.Fatalf("%s: mapped writes %v", mode, got)
-						}
-						b.StartTimer()
-					}
-					e.Pos += int64(e.Size)
-					e.BaseOffset += int64(e.Count)
-					e.MaxTimestamp++
-					if p++; p == parts {
-						p = 0
-					}
+				if err := cq.Append(*e); err != nil {
+					b.Fatal(err)
 				}
-			})
-		}
+				if roll {
+					b.StartTimer()
+				}
+				e.Pos += int64(e.Size)
+				e.BaseOffset += int64(e.Count)
+				e.MaxTimestamp++
+				if p++; p == parts {
+					p = 0
+				}
+			}
+		})
 	}
 }
 
+// BenchmarkConsumeQueueSearchOffset searches random offsets over a million
+// entries in four files, and over the entries still in the tail.
 func BenchmarkConsumeQueueSearchOffset(b *testing.B) {
 	const n = 1_000_000
 	cq, err := OpenConsumeQueue(segment.OS, b.TempDir(), 300000) // 4 files
@@ -519,15 +554,26 @@ func BenchmarkConsumeQueueSearchOffset(b *testing.B) {
 		}
 	}
 	end := e.BaseOffset + int64(e.Count)
-	b.ReportAllocs()
-	x := uint64(1)
-	for b.Loop() {
-		x ^= x << 13 // xorshift: random offsets without rand's cost in the loop
-		x ^= x >> 7
-		x ^= x << 17
-		if _, ok := cq.SearchOffset(int64(x % uint64(end))); !ok {
-			b.Fatal("offset not found")
-		}
+	t, err := cq.At(cq.flushed.Load())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range []struct {
+		name string
+		lo   int64
+	}{{"all", 0}, {"tail", t.BaseOffset}} {
+		b.Run(r.name, func(b *testing.B) {
+			b.ReportAllocs()
+			x := uint64(1)
+			for b.Loop() {
+				x ^= x << 13 // xorshift: random offsets without rand's cost in the loop
+				x ^= x >> 7
+				x ^= x << 17
+				if _, ok := cq.SearchOffset(r.lo + int64(x%uint64(end-r.lo))); !ok {
+					b.Fatal("offset not found")
+				}
+			}
+		})
 	}
 }
 
@@ -555,4 +601,278 @@ func TestAppendENOSPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.check(t, open(t, fs, "/cq"))
+}
+
+// flushedAt is where flushed stands after the entries [0, n) were appended
+// one by one without a Sync: at the last page boundary of the file
+// holding entry n-1, or at n when n ends a file.
+func flushedAt(n, per int64) int64 {
+	if n%per == 0 {
+		return n
+	}
+	base := n - n%per
+	return base + (n-base)/tailEntries*tailEntries
+}
+
+// inFile reports whether entry i's slot in its file is used, reading the
+// file rather than the queue.
+func inFile(t *testing.T, cq *ConsumeQueue, i int64) bool {
+	t.Helper()
+	s := cq.q.Find(i * EntrySize)
+	if s == nil {
+		t.Fatalf("no file for entry %d", i)
+	}
+	var b [EntrySize]byte
+	if err := s.ReadAt(b[:], i*EntrySize-s.Base()); err != nil {
+		t.Fatal(err)
+	}
+	return decode(b[:]).Size != 0
+}
+
+// TestTail appends into files that are not a whole number of pages
+// (300 entries: flushes at 128, 256, 300, 428, ...), checking that every
+// entry is readable and searchable as soon as Append returns, that it
+// reaches its file exactly at the flush points, and that Sync, Close and a
+// reopen see it all.
+func TestTail(t *testing.T) {
+	eachFS(t, func(t *testing.T, fs segment.FS, dir string) {
+		const per = 300
+		rng := rand.New(rand.NewPCG(9, 9))
+		cq := openN(t, fs, dir, per)
+		m := &model{}
+		step := func(i int64) {
+			t.Helper()
+			e := m.entries[i]
+			if got, err := cq.At(i); err != nil || got != e {
+				t.Fatalf("At(%d) = %+v, %v; want %+v", i, got, err, e)
+			}
+			if got, ok := cq.Last(); !ok || got != e {
+				t.Fatalf("Last = %+v, %v; want entry %d", got, ok, i)
+			}
+			if got, ok := cq.SearchOffset(e.BaseOffset + int64(e.Count) - 1); !ok || got != i {
+				t.Fatalf("SearchOffset(last offset of %d) = %d, %v", i, got, ok)
+			}
+			if got, ok := cq.SearchOffset(e.BaseOffset + int64(e.Count)); ok {
+				t.Fatalf("SearchOffset past the end = %d", got)
+			}
+			wi, _ := m.searchTimestamp(e.MaxTimestamp)
+			if got, ok := cq.SearchTimestamp(e.MaxTimestamp); !ok || got != wi {
+				t.Fatalf("SearchTimestamp(%d) = %d, %v; want %d", e.MaxTimestamp, got, ok, wi)
+			}
+		}
+		var n int64
+		for ; n < 700; n++ {
+			m.append(t, cq, gen(rng, 1, m.last())...)
+			step(n)
+			f := cq.flushed.Load()
+			if want := flushedAt(n+1, per); f != want {
+				t.Fatalf("Len %d: flushed %d, want %d", n+1, f, want)
+			}
+			// Unflushed entries are in memory only; the file has them all
+			// up to the flush point.
+			if inFile(t, cq, n) != (f == n+1) || (f > 0 && !inFile(t, cq, f-1)) {
+				t.Fatalf("Len %d, flushed %d: entry %d in file %v", n+1, f, n, inFile(t, cq, n))
+			}
+			if n%97 == 0 || n == 299 || n == 300 || n == 127 || n == 128 {
+				m.check(t, cq)
+			}
+		}
+		// 700 = 600 + 100: a tail of 100 entries that Sync writes out off a
+		// page boundary. The next flush is at the boundary, 28 entries on.
+		if cq.flushed.Load() != 600 {
+			t.Fatalf("flushed %d", cq.flushed.Load())
+		}
+		if err := cq.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		if cq.flushed.Load() != n || !inFile(t, cq, n-1) {
+			t.Fatalf("after Sync: flushed %d of %d", cq.flushed.Load(), n)
+		}
+		m.check(t, cq)
+		for ; n < 800; n++ {
+			m.append(t, cq, gen(rng, 1, m.last())...)
+			step(n)
+			if f, want := cq.flushed.Load(), max(700, flushedAt(n+1, per)); f != want {
+				t.Fatalf("Len %d: flushed %d, want %d", n+1, f, want)
+			}
+		}
+		m.check(t, cq)
+		if cq.flushed.Load() == n {
+			t.Fatal("nothing left in the tail for Close")
+		}
+		if err := cq.Close(); err != nil {
+			t.Fatal(err)
+		}
+		cq = openN(t, fs, dir, per)
+		m.check(t, cq)
+		// Appending after the reopen starts from an empty tail in the
+		// middle of a page, and keeps the entries' order.
+		m.append(t, cq, gen(rng, 200, m.last())...)
+		m.check(t, cq)
+		if err := cq.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestTruncateTail cuts inside the tail, at its start and below it.
+func TestTruncateTail(t *testing.T) {
+	eachFS(t, func(t *testing.T, fs segment.FS, dir string) {
+		const per = 300
+		rng := rand.New(rand.NewPCG(10, 10))
+		cq := openN(t, fs, dir, per)
+		m := &model{}
+		m.append(t, cq, gen(rng, 550, Entry{})...) // flushed 428, tail [428, 550)
+		for _, i := range []int64{540, 500, 428, 400, 299} {
+			if err := cq.TruncateFrom(i); err != nil {
+				t.Fatal(err)
+			}
+			m.entries = m.entries[:i]
+			m.check(t, cq)
+			if f := cq.flushed.Load(); f > i {
+				t.Fatalf("TruncateFrom(%d): flushed %d", i, f)
+			}
+			// The cut is durable and on disk: a reopen finds the same.
+			if err := cq.Close(); err != nil {
+				t.Fatal(err)
+			}
+			cq = openN(t, fs, dir, per)
+			m.check(t, cq)
+			// Append across the next flush point again.
+			m.append(t, cq, gen(rng, 140, m.last())...)
+			m.check(t, cq)
+			m.entries = m.entries[:i]
+			if err := cq.TruncateFrom(i); err != nil {
+				t.Fatal(err)
+			}
+			m.check(t, cq)
+		}
+		if err := cq.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestCrashTail: a crash loses what was not synced, the tail included, and
+// the queue still opens, holding exactly what the last Sync (or Close) made
+// durable. The store then rebuilds the rest from the CommitLog.
+func TestCrashTail(t *testing.T) {
+	const per = 300
+	rng := rand.New(rand.NewPCG(11, 11))
+	for round := range 20 {
+		fs := segment.NewMemFS()
+		const dir = "/root/consumequeue/t/0"
+		cq := openN(t, fs, dir, per)
+		m := &model{}
+		durable := 0
+		for range 1 + rng.IntN(4) {
+			m.append(t, cq, gen(rng, rng.IntN(400), m.last())...)
+			switch rng.IntN(3) {
+			case 0:
+				if err := cq.Sync(); err != nil {
+					t.Fatal(err)
+				}
+				durable = len(m.entries)
+			case 1:
+				if err := cq.Close(); err != nil {
+					t.Fatal(err)
+				}
+				durable = len(m.entries)
+				cq = openN(t, fs, dir, per)
+			}
+		}
+		appended := len(m.entries)
+		fs.Crash()
+		cq, err := OpenConsumeQueue(fs, dir, per)
+		if err != nil {
+			t.Fatalf("round %d: reopen after a crash: %v", round, err)
+		}
+		if cq.Len() != int64(durable) {
+			t.Fatalf("round %d: Len %d after a crash; %d durable of %d appended", round, cq.Len(), durable, appended)
+		}
+		m.entries = m.entries[:durable]
+		m.check(t, cq)
+		m.append(t, cq, gen(rng, 150, m.last())...)
+		m.check(t, cq)
+		if err := cq.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// landFS lands every write and then, while fail is set, reports EIO: the
+// worst case of a failed write, bytes on disk that the writer was told
+// did not get there.
+type landFS struct {
+	segment.FS
+	fail *atomic.Bool
+}
+
+type landFile struct {
+	segment.File
+	fail *atomic.Bool
+}
+
+func (fs landFS) OpenFile(name string, flag int, perm os.FileMode) (segment.File, error) {
+	f, err := fs.FS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return landFile{f, fs.fail}, nil
+}
+
+func (f landFile) WritevAt(bufs [][]byte, off int64) (int, error) {
+	n, err := f.File.WritevAt(bufs, off)
+	if err == nil && f.fail.Load() {
+		err = syscall.EIO
+	}
+	return n, err
+}
+
+// TestFailedFlush: a flush that fails leaves the queue as it was, and what
+// it may have put in the file past Len is cleared by the next flush or
+// cut, so that a reopen does not find entries that were never appended.
+func TestFailedFlush(t *testing.T) {
+	for _, cut := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cut=%v", cut), func(t *testing.T) {
+			var fail atomic.Bool
+			fs := landFS{segment.NewMemFS(), &fail}
+			const dir = "/cq"
+			cq := open(t, fs, dir)
+			m := &model{}
+			rng := rand.New(rand.NewPCG(12, 12))
+			m.append(t, cq, gen(rng, 7, Entry{})...) // tail [4, 7)
+			fail.Store(true)
+			if err := cq.Append(gen(rng, 1, m.last())[0]); !errors.Is(err, syscall.EIO) {
+				t.Fatalf("Append that flushes: %v", err)
+			}
+			if !inFile(t, cq, 7) {
+				t.Fatal("the failed flush did not land")
+			}
+			m.check(t, cq)
+			if cut {
+				fail.Store(false)
+				if err := cq.TruncateFrom(5); err != nil {
+					t.Fatal(err)
+				}
+				m.entries = m.entries[:5]
+			} else {
+				if err := cq.Sync(); !errors.Is(err, syscall.EIO) {
+					t.Fatalf("Sync: %v", err)
+				}
+				m.check(t, cq)
+				fail.Store(false)
+			}
+			if err := cq.Close(); err != nil {
+				t.Fatal(err)
+			}
+			cq = open(t, fs, dir)
+			m.check(t, cq)
+			m.append(t, cq, gen(rng, 5, m.last())...)
+			m.check(t, cq)
+			if err := cq.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
 }

@@ -51,9 +51,12 @@
 //
 // Writes go with pwritev to the page cache; the flusher fsyncs on
 // flush.interval.ms (ASYNC_FLUSH) or, in SYNC_FLUSH, once per group of
-// waiting acks=all producers. ConsumeQueue entries are written right after
-// their CommitLog entry, under the partition's lock, so offsets are assigned
-// in CommitLog order.
+// waiting acks=all producers. A Produce request's batches, whatever their
+// partitions, go to the CommitLog in one pwritev. Each ConsumeQueue entry is
+// appended right after its CommitLog entry, under the partition's lock, so
+// offsets are assigned in CommitLog order; the ConsumeQueue writes its
+// entries to its file a page at a time (see package index), which is safe
+// because an unclean start rebuilds every ConsumeQueue from the CommitLog.
 //
 // Close syncs everything, saves idempotent producer state and writes a
 // clean checkpoint; Open then trusts the indexes and reads nothing else.

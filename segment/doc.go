@@ -28,72 +28,33 @@
 //
 // # I/O paths
 //
-//	write:       pwritev(2) at an explicit offset; or, for a queue opened
-//	             with MappedWrites, a copy into a writable MAP_SHARED
-//	             mapping of the file (see "Which write path" below)
-//	small read:  View, a slice of the MAP_SHARED mapping of the file,
-//	             read-only to callers even where the mapping is writable
+//	write:       pwritev(2) at an explicit offset, never through the mmap
+//	             (see "Why writes use pwritev" below)
+//	small read:  View, a slice of a read-only MAP_SHARED mapping of the file
 //	large read:  sendfile(2) on Fd at explicit offsets, or ReadAt
-//	durability:  fdatasync(2) on Sync. It also writes back pages dirtied
-//	             through a shared mapping, so mapped writes need nothing
-//	             else; msync(MS_SYNC) of the written page measured the same
-//	             (BenchmarkMappedSync: ~0.21 ms either way) and would need
-//	             range tracking. New file names are made durable by syncing
-//	             the directory before Create returns.
+//	durability:  fdatasync(2) on Sync; new file names are made durable by
+//	             syncing the directory before Create returns
+//	zeroing:     Zero of 64 KiB and more by fallocate(FALLOC_FL_ZERO_RANGE),
+//	             a metadata update that keeps the blocks reserved; smaller
+//	             ranges, and files without a descriptor, by writing zeros
 //
-// # Which write path
+// # Why writes use pwritev
 //
-// A pwrite pays a syscall on every write; a store into the mapping pays a
-// page fault the first time each 4 KiB page is touched and nothing after.
-// Writing fresh preallocated pages on ext4 here (BenchmarkSegmentWriteAt,
-// medians of 5 runs on a 2-vCPU VM; the fault cost varies more than the
-// syscall's, and an earlier measurement on the same machine put it near
-// 10 µs, giving 1 KiB 3.0 µs mapped vs 2.4 µs pwrite and 4 KiB 10.2 µs vs
-// 4.2 µs):
+// Copying into a writable MAP_SHARED mapping was tried for the
+// ConsumeQueue's 32-byte entries and rejected. In a single-file
+// microbenchmark it looked 18 times faster than a pwrite per entry (99 ns
+// against 1.8 µs), but in the broker, producing 128 MiB of 1 KiB records
+// round-robin over 1000 partitions, a CPU profile put 99% of the broker's
+// CPU in the memmove into the mappings: 92 CPU seconds per GB produced,
+// against about 5 with pwrite. The likely cause: on ext4 the first write
+// fault on each page of a fallocated (unwritten-extent) file goes through
+// page_mkwrite with a journal handle, and writeback write-protects a page
+// again each time it is written back, so with a thousand files the faults
+// are frequent and each is expensive. A store into a mapping also turns
+// ENOSPC or EIO into SIGBUS.
 //
-//	write     pwritev   mapped
-//	32 B      1.4 µs    0.05 µs
-//	1 KiB     2.7 µs    0.64 µs
-//	4 KiB     5.3 µs    2.3 µs
-//	64 KiB    19 µs     36 µs
-//
-// The CommitLog (1 GiB files, batches of a KiB and more) keeps pwritev: at
-// its batch sizes the fault cost decides, 64 KiB batches are cheaper to
-// pwrite, at 1 to 4 KiB the winner depends on a fault cost measured from
-// ~2 µs to ~10 µs a page, and mapped writes into 1 GiB files would depend
-// on every one of their blocks staying reserved (see below).
-//
-// A ConsumeQueue (32-byte entries, 128 to a page) writes through the
-// mapping: one fault per 128 entries amortises to well under 0.1 µs an
-// entry, against 1.4 to 2.4 µs of syscall for each 32-byte pwrite, as much
-// as the CommitLog write of the whole batch. See package index for the
-// end-to-end numbers.
-//
-// # Mapped writes and SIGBUS
-//
-// A store through a mapping into a file range with no disk block behind
-// it raises SIGBUS when the filesystem is full, where pwrite would return
-// ENOSPC. So a segment writes through its mapping only when its blocks are
-// known to be reserved, and falls back to pwritev otherwise:
-//
-//   - it has a descriptor (MemFS files have none, so they keep pwrite and
-//     the crash tests model the same writes as before);
-//   - File.Allocate really preallocated, rather than falling back to a
-//     sparse truncate where fallocate(2) is unsupported;
-//   - the file was created at full size, or was already full size when
-//     opened: a file found short lost its preallocation in a crash and is
-//     only extended. A full-size file was fallocated when created, but
-//     what a crash kept is unknown, so fallocate runs over it again
-//     (idempotent, and cheap over allocated ranges);
-//   - the filesystem overwrites preallocated blocks in place (ext4, XFS,
-//     tmpfs). Copy-on-write filesystems (btrfs, ZFS) allocate on every
-//     overwrite, so fallocate reserves nothing there. On XFS, a file shared
-//     by reflink (cp --reflink) would be copy-on-write too.
-//
-// Should a store fault anyway (or fail to read a page in, EIO), the fault
-// is caught (debug.SetPanicOnFault) instead of killing the process, the
-// segment switches to pwritev for good, and the write is redone with it,
-// which returns the real error, if any.
+// Small writes are instead batched by the caller: package index buffers
+// ConsumeQueue entries and writes a page of them with one pwritev.
 //
 // # Lifetime
 //
@@ -106,6 +67,6 @@
 //
 // MemFS is an in-memory FS that keeps only what was synced across Crash,
 // can tear the last write (CrashTorn) and can fail writes (FailWrites).
-// Its files have no descriptor, so segments on it are never mapped and
-// write with WritevAt even with MappedWrites.
+// Its files have no descriptor, so segments on it are not mapped and
+// readers take the ReadAt path.
 package segment

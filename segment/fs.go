@@ -27,12 +27,8 @@ type File interface {
 	WritevAt(bufs [][]byte, off int64) (int, error) // pwritev on the OS
 	Sync() error                                    // fdatasync on the OS
 	Truncate(size int64) error
-	// Allocate grows the file to at least size bytes with blocks reserved
-	// (fallocate on the OS). Where the filesystem cannot preallocate it
-	// falls back to a sparse file of that size and reports sparse: the
-	// range then has no blocks, so a write into it can still hit ENOSPC.
-	Allocate(size int64) (sparse bool, err error)
-	Fd() int // OS descriptor, or -1 for files that have none
+	Allocate(size int64) error // fallocate on the OS (falls back to Truncate if unsupported)
+	Fd() int                   // OS descriptor, or -1 for files that have none
 	Size() (int64, error)
 	Close() error
 }
@@ -181,21 +177,21 @@ func (f *osFile) Truncate(size int64) error {
 	return nil
 }
 
-func (f *osFile) Allocate(size int64) (sparse bool, err error) {
-	err = retry(func() error { return unix.Fallocate(f.fd, 0, 0, size) })
+func (f *osFile) Allocate(size int64) error {
+	err := retry(func() error { return unix.Fallocate(f.fd, 0, 0, size) })
 	if err == unix.EOPNOTSUPP || err == unix.ENOSYS {
 		// Some filesystems (tmpfs on old kernels, NFS) cannot preallocate: a
 		// sparse file of the right size is the best we can do.
-		cur, err := f.Size()
-		if err != nil || cur >= size {
-			return true, err
+		cur, serr := f.Size()
+		if serr != nil || cur >= size {
+			return serr
 		}
-		return true, f.Truncate(size)
+		return f.Truncate(size)
 	}
 	if err != nil {
-		return false, f.err("fallocate", err)
+		return f.err("fallocate", err)
 	}
-	return false, nil
+	return nil
 }
 
 func (f *osFile) Fd() int { return f.fd }

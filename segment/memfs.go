@@ -411,16 +411,15 @@ func (f *memFile) Truncate(size int64) error {
 	return nil
 }
 
-// Allocate grows the file to size; like fallocate, it never shrinks. The
-// bytes are real memory, so the file is never sparse.
-func (f *memFile) Allocate(size int64) (sparse bool, err error) {
+// Allocate grows the file to size; like fallocate, it never shrinks.
+func (f *memFile) Allocate(size int64) error {
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if err := f.check("fallocate", true); err != nil {
-		return false, err
+		return err
 	}
 	f.node.data = writeAt(f.node.data, nil, size)
-	return false, nil
+	return nil
 }
 
 func (f *memFile) Fd() int { return -1 }

@@ -18,7 +18,6 @@ type Queue struct {
 	fs   FS
 	dir  string
 	size int64
-	opts options // for every segment opened or created
 
 	mu     sync.Mutex
 	closed bool // under mu
@@ -30,9 +29,8 @@ type Queue struct {
 // OpenQueue opens (creating if needed) the queue in dir. Files whose names
 // parse as positions are opened in order; other files are ignored. Bases
 // that are not multiples of segmentSize, or a gap between files, wrap
-// ErrCorrupt. Options apply to every segment of the queue.
-func OpenQueue(fsys FS, dir string, segmentSize int64, opts ...Option) (*Queue, error) {
-	o := makeOptions(opts)
+// ErrCorrupt.
+func OpenQueue(fsys FS, dir string, segmentSize int64) (*Queue, error) {
 	if segmentSize <= 0 {
 		return nil, fmt.Errorf("segment: invalid segment size %d", segmentSize)
 	}
@@ -62,7 +60,7 @@ func OpenQueue(fsys FS, dir string, segmentSize int64, opts ...Option) (*Queue, 
 	}
 	segs := make([]*Segment, 0, len(bases))
 	for _, base := range bases {
-		s, err := openExisting(fsys, dir, base, segmentSize, o)
+		s, err := Open(fsys, dir, base, segmentSize)
 		if err != nil {
 			for _, s := range segs {
 				_ = s.Close()
@@ -71,7 +69,7 @@ func OpenQueue(fsys FS, dir string, segmentSize int64, opts ...Option) (*Queue, 
 		}
 		segs = append(segs, s)
 	}
-	q := &Queue{fs: fsys, dir: dir, size: segmentSize, opts: o}
+	q := &Queue{fs: fsys, dir: dir, size: segmentSize}
 	q.segs.Store(&segs)
 	return q, nil
 }
@@ -156,7 +154,7 @@ func (q *Queue) SegmentFor(pos int64) (*Segment, error) {
 		return nil, fmt.Errorf("%w: position %d is not next in %s (segments [%d, %d))",
 			ErrOutOfRange, pos, q.dir, segs[0].base, segs[n-1].base+q.size)
 	}
-	s, err := create(q.fs, q.dir, base, q.size, q.opts)
+	s, err := Create(q.fs, q.dir, base, q.size)
 	if err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -44,40 +43,6 @@ func ParseName(name string) (int64, bool) {
 	return base, err == nil
 }
 
-// Option configures how segments are opened; see MappedWrites.
-type Option func(*options)
-
-type options struct {
-	mappedWrites bool
-}
-
-func makeOptions(opts []Option) options {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
-	return o
-}
-
-// MappedWrites makes WriteAt and Zero copy into a writable shared mapping
-// of the file instead of calling pwritev: one page fault per 4 KiB page
-// instead of one syscall per write, which pays off for small writes such
-// as the ConsumeQueue's 32-byte entries (the package documentation has the
-// numbers, and why the CommitLog keeps pwritev).
-//
-// A store into a mapped page that has no disk block behind it raises
-// SIGBUS when the filesystem is full, so a segment only writes through its
-// mapping when the blocks are known to be reserved: it has a descriptor,
-// fallocate did not fall back to a sparse file, the file was created at
-// full size or, when opened, already was full size (fallocate is re-run
-// over it to restore anything a crash lost), and the filesystem overwrites
-// preallocated blocks in place (ext4, XFS, tmpfs; not copy-on-write ones).
-// Otherwise it writes with pwritev as without the option; see
-// Segment.MappedWrites.
-func MappedWrites() Option {
-	return func(o *options) { o.mappedWrites = true }
-}
-
 // Segment is one preallocated file of a logical byte space, starting at Base.
 // Offsets taken by its methods are relative to the start of the file.
 type Segment struct {
@@ -86,12 +51,7 @@ type Segment struct {
 	path string
 	base int64
 	size int64
-	// data is a shared mapping of the whole file, nil without one. It is
-	// writable when mapped is set at open; View hands out read-only slices.
-	data []byte
-	// mapped: WriteAt and Zero copy into data. Set at open, cleared for
-	// good if a copy faults.
-	mapped atomic.Bool
+	data []byte // read-only shared mapping of the whole file; nil without one
 
 	refs   atomic.Int32 // the owner's reference plus one per Acquire
 	closed atomic.Bool  // the owner's reference is gone
@@ -102,13 +62,8 @@ type Segment struct {
 }
 
 // Create creates {dir}/{Name(base)}, preallocated to size bytes of zeros and
-// mapped when the file has a descriptor: read-only, or writable with
-// MappedWrites.
-func Create(fs FS, dir string, base, size int64, opts ...Option) (*Segment, error) {
-	return create(fs, dir, base, size, makeOptions(opts))
-}
-
-func create(fs FS, dir string, base, size int64, o options) (*Segment, error) {
+// mapped read-only when the file has a descriptor.
+func Create(fs FS, dir string, base, size int64) (*Segment, error) {
 	if base < 0 || size <= 0 {
 		return nil, fmt.Errorf("%w: base %d, size %d", ErrOutOfRange, base, size)
 	}
@@ -117,7 +72,7 @@ func create(fs FS, dir string, base, size int64, o options) (*Segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := open(fs, f, path, base, size, true, o)
+	s, err := open(fs, f, path, base, size)
 	if err == nil {
 		// Until the directory entry is durable, synced data in the file is not.
 		if err = fs.SyncDir(dir); err != nil {
@@ -133,11 +88,7 @@ func create(fs FS, dir string, base, size int64, o options) (*Segment, error) {
 
 // Open opens the existing segment {dir}/{Name(base)}, extending it to size
 // bytes if it is shorter (a crash can lose an unsynced preallocation).
-func Open(fs FS, dir string, base, size int64, opts ...Option) (*Segment, error) {
-	return openExisting(fs, dir, base, size, makeOptions(opts))
-}
-
-func openExisting(fs FS, dir string, base, size int64, o options) (*Segment, error) {
+func Open(fs FS, dir string, base, size int64) (*Segment, error) {
 	if base < 0 || size <= 0 {
 		return nil, fmt.Errorf("%w: base %d, size %d", ErrOutOfRange, base, size)
 	}
@@ -146,14 +97,13 @@ func openExisting(fs FS, dir string, base, size int64, o options) (*Segment, err
 	if err != nil {
 		return nil, err
 	}
-	return open(fs, f, path, base, size, false, o)
+	return open(fs, f, path, base, size)
 }
 
-// open sizes and maps f, closing it on failure. created says f was just
-// created empty.
-func open(fs FS, f File, path string, base, size int64, created bool, o options) (*Segment, error) {
+// open sizes and maps f, closing it on failure.
+func open(fs FS, f File, path string, base, size int64) (*Segment, error) {
 	s := &Segment{fs: fs, f: f, path: path, base: base, size: size}
-	err := s.init(created, o)
+	err := s.init()
 	if err != nil {
 		_ = f.Close()
 		return nil, err
@@ -162,7 +112,7 @@ func open(fs FS, f File, path string, base, size int64, created bool, o options)
 	return s, nil
 }
 
-func (s *Segment) init(created bool, o options) error {
+func (s *Segment) init() error {
 	cur, err := s.f.Size()
 	if err != nil {
 		return err
@@ -170,48 +120,18 @@ func (s *Segment) init(created bool, o options) error {
 	if cur > s.size {
 		return fmt.Errorf("%w: %s is %d bytes, want %d", ErrCorrupt, s.path, cur, s.size)
 	}
-	fd := s.f.Fd()
-	// Mapped writes need every block of the file reserved (see
-	// MappedWrites). A file found short lost its preallocation in a crash;
-	// it is extended but keeps to pwritev. A full-size one was fallocated
-	// when created, but what survived the crash is unknown, so it is
-	// fallocated again: cheap and idempotent over allocated ranges.
-	mapped := o.mappedWrites && fd >= 0 && (created || cur == s.size) && reservesBlocks(fd)
-	if cur < s.size || mapped {
-		sparse, err := s.f.Allocate(s.size)
-		if err != nil {
+	if cur < s.size {
+		if err := s.f.Allocate(s.size); err != nil {
 			return err
 		}
-		mapped = mapped && !sparse
 	}
-	if fd >= 0 {
-		prot := unix.PROT_READ
-		if mapped {
-			prot |= unix.PROT_WRITE
-		}
-		s.data, err = unix.Mmap(fd, 0, int(s.size), prot, unix.MAP_SHARED)
+	if fd := s.f.Fd(); fd >= 0 {
+		s.data, err = unix.Mmap(fd, 0, int(s.size), unix.PROT_READ, unix.MAP_SHARED)
 		if err != nil {
 			return &os.PathError{Op: "mmap", Path: s.path, Err: err}
 		}
 	}
-	s.mapped.Store(mapped)
 	return nil
-}
-
-// reservesBlocks reports whether fd's filesystem overwrites fallocated
-// blocks in place, so that a store through a mapping into them can't fail
-// for want of space. Copy-on-write filesystems (btrfs, ZFS) allocate anew
-// on every overwrite, and others are not known to be safe.
-func reservesBlocks(fd int) bool {
-	var st unix.Statfs_t
-	if err := unix.Fstatfs(fd, &st); err != nil {
-		return false
-	}
-	switch int64(st.Type) {
-	case unix.EXT4_SUPER_MAGIC, unix.XFS_SUPER_MAGIC, unix.TMPFS_MAGIC:
-		return true
-	}
-	return false
 }
 
 // Base returns the logical position of the segment's first byte.
@@ -223,14 +143,9 @@ func (s *Segment) Size() int64 { return s.size }
 // Path returns the segment's file name.
 func (s *Segment) Path() string { return s.path }
 
-// MappedWrites reports whether WriteAt and Zero copy into the mapping
-// rather than calling pwritev (see the MappedWrites option).
-func (s *Segment) MappedWrites() bool { return s.mapped.Load() }
-
-// WriteAt writes bufs contiguously at off: with one pwritev, or by copying
-// into the mapping with MappedWrites. Either way the bytes are in the page
-// cache, visible to View and ReadAt, when it returns. A short write is an
-// error; the bytes that did land are left in place.
+// WriteAt writes bufs contiguously at off with one pwritev; the bytes are in
+// the page cache, visible to View and ReadAt, when it returns. A short write
+// is an error; the bytes that did land are left in place.
 func (s *Segment) WriteAt(bufs [][]byte, off int64) error {
 	var n int64
 	for _, b := range bufs {
@@ -240,10 +155,6 @@ func (s *Segment) WriteAt(bufs [][]byte, off int64) error {
 		return fmt.Errorf("%w: write of %d bytes at %d in %s", ErrOutOfRange, n, off, s.path)
 	}
 	if n == 0 {
-		return nil
-	}
-	if s.mapped.Load() && s.store(bufs, off, n) {
-		s.dirty.Store(true) // after the copy, for the reason given below
 		return nil
 	}
 	m, err := s.f.WritevAt(bufs, off)
@@ -275,51 +186,18 @@ func (s *Segment) Zero(off, n int64) error {
 	// FALLOC_FL_ZERO_RANGE turns the range back into unwritten extents:
 	// a metadata update instead of writing up to a whole file of zeros
 	// (recovery cuts a torn tail of a 1 GiB file this way), and the blocks
-	// stay reserved, so mapped writes stay safe.
+	// stay reserved.
 	if fd := s.f.Fd(); fd >= 0 && n >= zeroRangeMin {
 		if err := unix.Fallocate(fd, unix.FALLOC_FL_ZERO_RANGE, off, n); err == nil {
 			s.dirty.Store(true)
 			return nil
 		}
 	}
-	if n > 0 && s.mapped.Load() && s.store(nil, off, n) {
-		s.dirty.Store(true)
-		return nil
-	}
 	bufs := make([][]byte, 0, (n+int64(len(zeros))-1)/int64(len(zeros)))
 	for r := n; r > 0; r -= int64(len(zeros)) {
 		bufs = append(bufs, zeros[:min(r, int64(len(zeros)))])
 	}
 	return s.WriteAt(bufs, off)
-}
-
-// store copies bufs into the mapping at off, n bytes in all, or clears n
-// bytes there when bufs is nil. Blocks are reserved, so the copy should not
-// fault; if it does anyway (SIGBUS: the filesystem could not back a page
-// after all, or reading one in failed), the fault becomes a panic that is
-// recovered here rather than crashing the process. The segment then
-// switches to pwritev for good and store reports false, so that the caller
-// redoes the whole write with pwritev and gets the real error, if any.
-func (s *Segment) store(bufs [][]byte, off, n int64) (ok bool) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			if _, fault := r.(interface{ Addr() uintptr }); !fault {
-				panic(r)
-			}
-			s.mapped.Store(false)
-			ok = false
-		}
-	}()
-	dst := s.data[off : off+n]
-	if bufs == nil {
-		clear(dst)
-		return true
-	}
-	for _, b := range bufs {
-		dst = dst[copy(dst, b):]
-	}
-	return true
 }
 
 // ReadAt fills p from off, from the mapping when there is one.
@@ -343,10 +221,8 @@ func (s *Segment) ReadAt(p []byte, off int64) error {
 
 // View returns the n bytes at off straight from the mapping, or nil when the
 // segment is not mapped or the range is out of bounds; callers then fall
-// back to ReadAt. The slice is read-only, even where the mapping is
-// writable for MappedWrites: only WriteAt and Zero store into it. It is
-// valid while the caller holds a reference (see Acquire); its capacity is
-// clipped so append copies.
+// back to ReadAt. The slice is read-only and valid while the caller holds a
+// reference (see Acquire); its capacity is clipped so append copies.
 func (s *Segment) View(off, n int64) []byte {
 	if s.data == nil || off < 0 || n < 0 || off > s.size-n {
 		return nil
@@ -358,8 +234,7 @@ func (s *Segment) View(off, n int64) []byte {
 func (s *Segment) Fd() int { return s.f.Fd() }
 
 // Sync makes the segment's written bytes durable. It skips the fdatasync
-// when nothing was written since the last one. fdatasync also writes back
-// pages dirtied through a shared mapping, so it covers MappedWrites too.
+// when nothing was written since the last one.
 func (s *Segment) Sync() error {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()

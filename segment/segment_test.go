@@ -9,8 +9,6 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // eachFS runs fn against the real filesystem and against a MemFS.
@@ -337,22 +335,16 @@ func TestOpenQueueCorrupt(t *testing.T) {
 
 // TestQueueConcurrent runs readers against a writer and retention; run with -race.
 func TestQueueConcurrent(t *testing.T) {
-	eachFS(t, func(t *testing.T, fs FS, dir string) { testQueueConcurrent(t, fs, dir) })
-	t.Run("os-mapped", func(t *testing.T) { testQueueConcurrent(t, OS, t.TempDir(), MappedWrites()) })
+	eachFS(t, testQueueConcurrent)
 }
 
-func testQueueConcurrent(t *testing.T, fs FS, dir string, opts ...Option) {
+func testQueueConcurrent(t *testing.T, fs FS, dir string) {
 	const size = 256
-	q, err := OpenQueue(fs, dir, size, opts...)
+	q, err := OpenQueue(fs, dir, size)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	if s, err := q.SegmentFor(0); err != nil {
-		t.Fatal(err)
-	} else if s.MappedWrites() != (len(opts) > 0) {
-		t.Fatalf("mapped writes %v with options %d", s.MappedWrites(), len(opts))
-	}
 	var written, removed atomic.Int64
 	done := make(chan struct{})
 	errc := make(chan error, 4)
@@ -417,328 +409,48 @@ func testQueueConcurrent(t *testing.T, fs FS, dir string, opts ...Option) {
 	}
 }
 
-// BenchmarkSegmentWriteAt compares pwritev with copying into a writable
-// mapping (MappedWrites) by write size. Every write lands on fresh
-// preallocated pages, as appends do, so the mapped figures include the
-// first-touch page fault of each 4 KiB page; creating the next file when
+// BenchmarkSegmentWriteAt measures pwritev by write size. Every write lands
+// on fresh preallocated pages, as appends do; creating the next file when
 // one fills is left out of the timing.
 func BenchmarkSegmentWriteAt(b *testing.B) {
 	for _, n := range []int{32, 1 << 10, 4 << 10, 64 << 10} {
-		for _, mode := range []string{"pwritev", "mapped"} {
-			b.Run(fmt.Sprintf("%dB/%s", n, mode), func(b *testing.B) {
-				var opts []Option
-				if mode == "mapped" {
-					opts = append(opts, MappedWrites())
-				}
-				const size = 64 << 20
-				dir := b.TempDir()
-				create := func() *Segment {
-					s, err := Create(OS, dir, 0, size, opts...)
-					if err != nil {
-						b.Fatal(err)
-					}
-					if s.MappedWrites() != (mode == "mapped") {
-						b.Fatalf("%s: mapped writes %v", mode, s.MappedWrites())
-					}
-					return s
-				}
-				s := create()
-				buf := bytes.Repeat([]byte{0xab}, n)
-				bufs := [][]byte{buf}
-				if n > 61 {
-					bufs = [][]byte{buf[:61], buf[61:]} // header + body, as the CommitLog writes
-				}
-				b.SetBytes(int64(n))
-				b.ReportAllocs()
-				off := int64(0)
-				for b.Loop() {
-					if off+int64(n) > size {
-						b.StopTimer()
-						if err := s.Remove(); err != nil {
-							b.Fatal(err)
-						}
-						s, off = create(), 0
-						b.StartTimer()
-					}
-					if err := s.WriteAt(bufs, off); err != nil {
-						b.Fatal(err)
-					}
-					off += int64(n)
-				}
-				if err := s.Remove(); err != nil {
-					b.Fatal(err)
-				}
-			})
-		}
-	}
-}
-
-// BenchmarkMappedSync compares the two ways to make a mapped write
-// durable: fdatasync on the descriptor, which also writes back pages
-// dirtied through the mapping, and msync(MS_SYNC) on the written page.
-func BenchmarkMappedSync(b *testing.B) {
-	for _, mode := range []string{"fdatasync", "msync"} {
-		b.Run(mode, func(b *testing.B) {
+		b.Run(fmt.Sprintf("%dB", n), func(b *testing.B) {
 			const size = 64 << 20
-			s, err := Create(OS, b.TempDir(), 0, size, MappedWrites())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			if !s.MappedWrites() {
-				b.Fatal("no mapped writes")
-			}
-			entry := [][]byte{bytes.Repeat([]byte{0xab}, 32)}
-			b.ReportAllocs()
-			off := int64(0)
-			for b.Loop() {
-				if off+32 > size {
-					off = 0
-				}
-				if err := s.WriteAt(entry, off); err != nil {
-					b.Fatal(err)
-				}
-				if mode == "fdatasync" {
-					err = s.Sync()
-				} else {
-					page := off &^ 4095
-					err = unix.Msync(s.data[page:page+4096], unix.MS_SYNC)
-				}
+			dir := b.TempDir()
+			create := func() *Segment {
+				s, err := Create(OS, dir, 0, size)
 				if err != nil {
 					b.Fatal(err)
 				}
-				off += 32
+				return s
+			}
+			s := create()
+			buf := bytes.Repeat([]byte{0xab}, n)
+			bufs := [][]byte{buf}
+			if n > 61 {
+				bufs = [][]byte{buf[:61], buf[61:]} // header + body, as the CommitLog writes
+			}
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			off := int64(0)
+			for b.Loop() {
+				if off+int64(n) > size {
+					b.StopTimer()
+					if err := s.Remove(); err != nil {
+						b.Fatal(err)
+					}
+					s, off = create(), 0
+					b.StartTimer()
+				}
+				if err := s.WriteAt(bufs, off); err != nil {
+					b.Fatal(err)
+				}
+				off += int64(n)
+			}
+			if err := s.Remove(); err != nil {
+				b.Fatal(err)
 			}
 		})
-	}
-}
-
-// sparseFS is the OS filesystem as seen where fallocate is unsupported:
-// Allocate only truncates and reports a sparse file.
-type sparseFS struct{ FS }
-
-type sparseFile struct{ File }
-
-func (fs sparseFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
-	f, err := fs.FS.OpenFile(name, flag, perm)
-	if err != nil {
-		return nil, err
-	}
-	return sparseFile{f}, nil
-}
-
-func (f sparseFile) Allocate(size int64) (bool, error) {
-	cur, err := f.Size()
-	if err != nil || cur >= size {
-		return true, err
-	}
-	return true, f.Truncate(size)
-}
-
-func TestMappedWrites(t *testing.T) {
-	dir := t.TempDir()
-	const size = 3 * 4096
-	s, err := Create(OS, dir, 0, size, MappedWrites())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !s.MappedWrites() {
-		t.Fatal("a fallocated segment does not write through its mapping")
-	}
-	// Across a page boundary, from several buffers.
-	if err := s.WriteAt([][]byte{[]byte("hello "), nil, []byte("world")}, 4096-3); err != nil {
-		t.Fatal(err)
-	}
-	if !s.dirty.Load() {
-		t.Fatal("a mapped write left the segment clean")
-	}
-	if v := s.View(4096-3, 11); string(v) != "hello world" || cap(v) != 11 {
-		t.Fatalf("View = %q, cap %d", v, cap(v))
-	}
-	// The page cache is shared: a pread through another descriptor sees it.
-	f, err := OS.OpenFile(s.Path(), os.O_RDONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, 13)
-	if _, err := f.ReadAt(got, 4096-4); err != nil || string(got) != "\x00hello world\x00" {
-		t.Fatalf("pread = %q, %v", got, err)
-	}
-	if err := s.Zero(4096-1, 3); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.ReadAt(got, 4096-4); err != nil || string(got) != "\x00he\x00\x00\x00 world\x00" {
-		t.Fatalf("after Zero, pread = %q, %v", got, err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.WriteAt([][]byte{make([]byte, 10)}, size-9); !errors.Is(err, ErrOutOfRange) {
-		t.Fatalf("WriteAt past the end: %v", err)
-	}
-	if err := s.Zero(size-9, 10); !errors.Is(err, ErrOutOfRange) {
-		t.Fatalf("Zero past the end: %v", err)
-	}
-	if err := s.Sync(); err != nil || s.dirty.Load() {
-		t.Fatalf("Sync: %v, dirty %v", err, s.dirty.Load())
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	// Reopened at full size: fallocated again, mapped writes again.
-	s, err = Open(OS, dir, 0, size, MappedWrites())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !s.MappedWrites() {
-		t.Fatal("a reopened full-size segment does not write through its mapping")
-	}
-	if err := s.ReadAt(got[:11], 4096-3); err != nil || string(got[:11]) != "he\x00\x00\x00 world" {
-		t.Fatalf("after reopen: %q, %v", got[:11], err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// Without the option, the same file keeps to pwritev.
-	s, err = Open(OS, dir, 0, size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.MappedWrites() {
-		t.Fatal("mapped writes without the option")
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	// A file found short lost its preallocation: pwritev.
-	short, err := OS.OpenFile(filepath.Join(dir, Name(size)), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := short.WriteAt([]byte("abc"), 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := short.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(OS, dir, size, size, MappedWrites())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.MappedWrites() {
-		t.Fatal("mapped writes into a file that was short")
-	}
-	if err := s.WriteAt([][]byte{[]byte("d")}, 3); err != nil {
-		t.Fatal(err)
-	}
-	if v := s.View(0, 4); string(v) != "abcd" {
-		t.Fatalf("View = %q", v)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	// Sparse files and files without a descriptor: pwritev.
-	for name, fs := range map[string]FS{"sparse": sparseFS{OS}, "mem": NewMemFS()} {
-		dir := t.TempDir()
-		if err := fs.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		s, err := Create(fs, dir, 0, size, MappedWrites())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.MappedWrites() {
-			t.Fatalf("%s: mapped writes", name)
-		}
-		if err := s.WriteAt([][]byte{[]byte("x")}, 7); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.ReadAt(got[:1], 7); err != nil || got[0] != 'x' {
-			t.Fatalf("%s: read %q, %v", name, got[:1], err)
-		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if name == "sparse" {
-			if s, err = Open(fs, dir, 0, size, MappedWrites()); err != nil {
-				t.Fatal(err)
-			}
-			if s.MappedWrites() {
-				t.Fatalf("%s: mapped writes after reopen", name)
-			}
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-
-	// A queue passes the option to every segment, opened or created.
-	qdir := filepath.Join(t.TempDir(), "q")
-	for range 2 {
-		q, err := OpenQueue(OS, qdir, size, MappedWrites())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for pos := int64(0); pos < 2*size; pos += size / 2 {
-			s, err := q.SegmentFor(pos)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !s.MappedWrites() {
-				t.Fatalf("queue segment at %d does not write through its mapping", s.Base())
-			}
-		}
-		if err := q.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// TestMappedWriteFault cuts the file under a writable mapping, so that
-// stores into it raise SIGBUS: the segment must not crash but fall back to
-// pwritev for good.
-func TestMappedWriteFault(t *testing.T) {
-	for _, zero := range []bool{false, true} {
-		s, err := Create(OS, t.TempDir(), 0, 4*4096, MappedWrites())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Ftruncate(s.Fd(), 4096); err != nil {
-			t.Fatal(err)
-		}
-		const off = 2*4096 + 5
-		if zero {
-			err = s.Zero(off, 10)
-		} else {
-			err = s.WriteAt([][]byte{[]byte("after the fault")}, off)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.MappedWrites() {
-			t.Fatal("still writing through the mapping after a fault")
-		}
-		// pwritev extended the file past the write again.
-		end := int64(off + 15)
-		if zero {
-			end = off + 10
-		}
-		if fi, err := OS.Stat(s.Path()); err != nil || fi.Size() != end {
-			t.Fatalf("stat: %v, want size %d", err, end)
-		}
-		got := make([]byte, 15)
-		if err := s.ReadAt(got, off); err != nil {
-			t.Fatal(err)
-		}
-		if !zero && string(got) != "after the fault" {
-			t.Fatalf("read %q", got)
-		}
-		if err := s.Remove(); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
 
