@@ -44,32 +44,33 @@ func (l Listener) String() string {
 // Config is the broker configuration. Each field's comment names the key it
 // is read from.
 type Config struct {
-	Listeners                []Listener // listeners
-	AdvertisedListeners      []Listener // advertised.listeners
-	LogDir                   string     // log.dirs (exactly one directory)
-	NodeID                   int32      // node.id, or its alias broker.id
-	ClusterID                string     // cluster.id; empty lets the store generate and keep one
-	NumPartitions            int32      // num.partitions
-	DefaultReplicationFactor int16      // default.replication.factor
-	AutoCreateTopics         bool       // auto.create.topics.enable
-	MessageMaxBytes          int32      // message.max.bytes
-	SocketRequestMaxBytes    int32      // socket.request.max.bytes
-	MaxConnections           int        // max.connections
-	LogRetentionMs           int64      // log.retention.ms, .minutes or .hours; -1 keeps data forever
-	LogRetentionBytes        int64      // log.retention.bytes; -1 means no size limit
-	LogFlushIntervalMessages int64      // log.flush.interval.messages
-	LogFlushIntervalMs       int64      // log.flush.interval.ms; -1 leaves flushing to FlushIntervalMs
-	FlushDiskType            string     // flush.disk.type: ASYNC_FLUSH or SYNC_FLUSH
-	FlushIntervalMs          int64      // flush.interval.ms
-	CommitLogSegmentBytes    int64      // commitlog.segment.bytes
-	ConsumeQueueEntries      int64      // consumequeue.segment.entries
-	FetchSendfileMinBytes    int64      // fetch.sendfile.min.bytes
-	MessageTimestampType     string     // log.message.timestamp.type: CreateTime or LogAppendTime
-	LogCleanupPolicy         string     // log.cleanup.policy
-	LoggerFormat             string     // logger.format: console or json
-	LoggerLevel              string     // logger.level: debug, info, warn or error
-	MetricsListener          string     // metrics.listener; empty disables /metrics
-	ShutdownTimeoutMs        int64      // shutdown.timeout.ms
+	Listeners                   []Listener // listeners
+	AdvertisedListeners         []Listener // advertised.listeners
+	LogDir                      string     // log.dirs (exactly one directory)
+	NodeID                      int32      // node.id, or its alias broker.id
+	ClusterID                   string     // cluster.id; empty lets the store generate and keep one
+	NumPartitions               int32      // num.partitions
+	DefaultReplicationFactor    int16      // default.replication.factor
+	AutoCreateTopics            bool       // auto.create.topics.enable
+	MessageMaxBytes             int32      // message.max.bytes
+	SocketRequestMaxBytes       int32      // socket.request.max.bytes
+	MaxConnections              int        // max.connections
+	LogRetentionMs              int64      // log.retention.ms, .minutes or .hours; -1 keeps data forever
+	LogRetentionBytes           int64      // log.retention.bytes; -1 means no size limit
+	LogFlushIntervalMessages    int64      // log.flush.interval.messages
+	LogRetentionCheckIntervalMs int64      // log.retention.check.interval.ms
+	LogFlushIntervalMs          int64      // log.flush.interval.ms; -1 leaves flushing to FlushIntervalMs
+	FlushDiskType               string     // flush.disk.type: ASYNC_FLUSH or SYNC_FLUSH
+	FlushIntervalMs             int64      // flush.interval.ms
+	CommitLogSegmentBytes       int64      // commitlog.segment.bytes
+	ConsumeQueueEntries         int64      // consumequeue.segment.entries
+	FetchSendfileMinBytes       int64      // fetch.sendfile.min.bytes
+	MessageTimestampType        string     // log.message.timestamp.type: CreateTime or LogAppendTime
+	LogCleanupPolicy            string     // log.cleanup.policy
+	LoggerFormat                string     // logger.format: console or json
+	LoggerLevel                 string     // logger.level: debug, info, warn or error
+	MetricsListener             string     // metrics.listener; empty disables /metrics
+	ShutdownTimeoutMs           int64      // shutdown.timeout.ms
 
 	// explicit holds the trimmed value of every key Load found in a flag,
 	// the environment or the file. Entries needs it to tell a value that
@@ -84,30 +85,31 @@ type Config struct {
 func Default() *Config {
 	listeners := []Listener{{Name: "PLAINTEXT", Host: "localhost", Port: 9092}}
 	return &Config{
-		Listeners:                listeners,
-		AdvertisedListeners:      advertise(listeners),
-		LogDir:                   "./data",
-		NodeID:                   1,
-		NumPartitions:            1,
-		DefaultReplicationFactor: 1,
-		AutoCreateTopics:         true,
-		MessageMaxBytes:          1048588,
-		SocketRequestMaxBytes:    104857600,
-		MaxConnections:           math.MaxInt32,
-		LogRetentionMs:           168 * 3600 * 1000,
-		LogRetentionBytes:        -1,
-		LogFlushIntervalMessages: math.MaxInt64,
-		LogFlushIntervalMs:       -1,
-		FlushDiskType:            "ASYNC_FLUSH",
-		FlushIntervalMs:          500,
-		CommitLogSegmentBytes:    1 << 30,
-		ConsumeQueueEntries:      300000,
-		FetchSendfileMinBytes:    DefaultFetchSendfileMinBytes,
-		MessageTimestampType:     "CreateTime",
-		LogCleanupPolicy:         "delete",
-		LoggerFormat:             "console",
-		LoggerLevel:              "info",
-		ShutdownTimeoutMs:        30000,
+		Listeners:                   listeners,
+		AdvertisedListeners:         advertise(listeners),
+		LogDir:                      "./data",
+		NodeID:                      1,
+		NumPartitions:               1,
+		DefaultReplicationFactor:    1,
+		AutoCreateTopics:            true,
+		MessageMaxBytes:             1048588,
+		SocketRequestMaxBytes:       104857600,
+		MaxConnections:              math.MaxInt32,
+		LogRetentionMs:              168 * 3600 * 1000,
+		LogRetentionBytes:           -1,
+		LogFlushIntervalMessages:    math.MaxInt64,
+		LogRetentionCheckIntervalMs: 300000,
+		LogFlushIntervalMs:          -1,
+		FlushDiskType:               "ASYNC_FLUSH",
+		FlushIntervalMs:             500,
+		CommitLogSegmentBytes:       1 << 30,
+		ConsumeQueueEntries:         300000,
+		FetchSendfileMinBytes:       DefaultFetchSendfileMinBytes,
+		MessageTimestampType:        "CreateTime",
+		LogCleanupPolicy:            "delete",
+		LoggerFormat:                "console",
+		LoggerLevel:                 "info",
+		ShutdownTimeoutMs:           30000,
 	}
 }
 

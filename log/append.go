@@ -117,6 +117,7 @@ func (l *Log) Append(appends []BatchAppend) {
 			continue
 		}
 		p.maxTimestamp = running
+		p.liveBytes += int64(len(a.Batch))
 		if a.header.ProducerID >= 0 {
 			if p.producers[a.header.ProducerID] == nil {
 				p.producers[a.header.ProducerID] = &producerState{Epoch: a.header.ProducerEpoch}

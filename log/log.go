@@ -28,7 +28,10 @@ type Options struct {
 	SyncFlush           bool        // SYNC_FLUSH: acks=all waits for the fsync covering it
 	FlushInterval       time.Duration
 	FlushMessages       int64 // fsync after this many records (log.flush.interval.messages); <= 0 never
-	ClusterID           string
+	// RetentionInterval is how often retention runs (default 5 minutes,
+	// Kafka's log.retention.check.interval.ms).
+	RetentionInterval time.Duration
+	ClusterID         string
 	// TopicDefaults are the broker-level topic config values
 	// (max.message.bytes, message.timestamp.type, ...) a topic falls back to.
 	TopicDefaults map[string]string
@@ -44,6 +47,10 @@ type Log struct {
 	cl      *commitLog
 	flusher *flusher
 	closed  atomic.Bool
+
+	startMu       sync.Mutex // serialises writes of the log start offsets file
+	stopRetention chan struct{}
+	retentionDone chan struct{}
 
 	clusterID string
 
@@ -91,6 +98,9 @@ func Open(opts Options) (*Log, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.RetentionInterval <= 0 {
+		opts.RetentionInterval = 5 * time.Minute
+	}
 	l := &Log{opts: opts, fs: opts.FS, logger: opts.Logger, topics: map[string]*topic{}, byID: map[TopicID]*topic{}}
 	if err := l.fs.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, errors.Join(ErrStorage, err)
@@ -111,6 +121,8 @@ func Open(opts Options) (*Log, error) {
 		return nil, err
 	}
 	l.flusher = newFlusher(l.cl, l.logger, opts.SyncFlush, opts.FlushInterval, opts.FlushMessages)
+	l.stopRetention, l.retentionDone = make(chan struct{}), make(chan struct{})
+	go l.runRetention(opts.RetentionInterval, l.stopRetention, l.retentionDone)
 	return l, nil
 }
 
@@ -123,6 +135,8 @@ func (l *Log) Close() error {
 	if l.closed.Swap(true) {
 		return ErrClosed
 	}
+	close(l.stopRetention)
+	<-l.retentionDone
 	l.flusher.close()
 	var errs []error
 	if _, err := l.cl.sync(); err != nil {

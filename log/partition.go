@@ -3,7 +3,9 @@ package log
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -20,6 +22,9 @@ const maxDecompressedBatch = 256 << 20
 type topicSettings struct {
 	maxMessageBytes int
 	logAppendTime   bool
+	deletes         bool  // cleanup.policy has delete: retention applies
+	retentionMs     int64 // -1: no time limit
+	retentionBytes  int64 // -1: no size limit
 }
 
 func parseSettings(defaults, overrides map[string]string) topicSettings {
@@ -29,11 +34,18 @@ func parseSettings(defaults, overrides map[string]string) topicSettings {
 		}
 		return defaults[k]
 	}
-	s := topicSettings{maxMessageBytes: 1048588}
+	s := topicSettings{maxMessageBytes: 1048588, retentionMs: -1, retentionBytes: -1}
 	if n, err := strconv.Atoi(get("max.message.bytes")); err == nil {
 		s.maxMessageBytes = n
 	}
 	s.logAppendTime = get("message.timestamp.type") == "LogAppendTime"
+	s.deletes = get("cleanup.policy") == "" || slices.Contains(strings.Split(get("cleanup.policy"), ","), "delete")
+	if n, err := strconv.ParseInt(get("retention.ms"), 10, 64); err == nil {
+		s.retentionMs = n
+	}
+	if n, err := strconv.ParseInt(get("retention.bytes"), 10, 64); err == nil {
+		s.retentionBytes = n
+	}
 	return s
 }
 
@@ -45,9 +57,10 @@ type Partition struct {
 	index int32
 	cq    *index.ConsumeQueue
 
-	mu           sync.Mutex // serialises appends
+	mu           sync.Mutex // serialises appends and log start offset moves
 	producers    map[int64]*producerState
 	maxTimestamp int64
+	liveBytes    int64 // bytes of the batches from the log start offset on
 
 	end   atomic.Int64 // log end offset, which is also the high watermark: there are no followers
 	start atomic.Int64 // log start offset

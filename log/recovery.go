@@ -56,6 +56,9 @@ func (l *Log) recover() error {
 	} else if err := l.rebuild(); err != nil {
 		return err
 	}
+	if err := l.loadStartOffsets(); err != nil {
+		return err
+	}
 	// From here until Close the shutdown is not clean.
 	return writeJSON(l.fs, l.path(checkpointFile), checkpoint{})
 }

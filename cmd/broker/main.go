@@ -75,6 +75,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		SyncFlush:           cfg.FlushDiskType == "SYNC_FLUSH",
 		FlushInterval:       flushInterval,
 		FlushMessages:       cfg.LogFlushIntervalMessages,
+		RetentionInterval:   time.Duration(cfg.LogRetentionCheckIntervalMs) * time.Millisecond,
 		ClusterID:           cfg.ClusterID,
 		TopicDefaults:       defaults,
 	})
