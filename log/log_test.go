@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"syscall"
 	"testing"
 	"time"
 
@@ -438,5 +439,41 @@ func TestAppendManyPartitionsInOneWrite(t *testing.T) {
 	fs.Crash()
 	l = openTest(t, testOptions(fs))
 	check()
+	l.Close()
+}
+
+func TestDiskFullRefusesAppendsAndKeepsServing(t *testing.T) {
+	fs := segment.NewMemFS()
+	l := openTest(t, testOptions(fs))
+	l.CreateTopic("t", 1, nil)
+	p, _ := l.Partition("t", 0)
+	for range 3 {
+		if _, err := p.Append(buildBatch(t, batchSpec{n: 2, valueSize: 100})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs.FailWrites(syscall.ENOSPC)
+	for range 5 {
+		if _, err := p.Append(buildBatch(t, batchSpec{n: 1, valueSize: 20000})); !errors.Is(err, ErrStorage) {
+			t.Fatalf("append on a full disk: %v, want ErrStorage", err)
+		}
+	}
+	if p.HighWatermark() != 6 {
+		t.Fatalf("failed appends moved the high watermark to %d", p.HighWatermark())
+	}
+	if got := readAll(t, p, 0); fmt.Sprint(got) != "[0 2 4]" {
+		t.Fatalf("reads on a full disk: %v", got)
+	}
+	fs.FailWrites(nil)
+	if res, err := p.Append(buildBatch(t, batchSpec{n: 1})); err != nil || res.BaseOffset != 6 {
+		t.Fatalf("append once space is back: %+v %v", res, err)
+	}
+	l.cl.sync()
+	fs.Crash()
+	l = openTest(t, testOptions(fs))
+	p, _ = l.Partition("t", 0)
+	if got := readAll(t, p, 0); fmt.Sprint(got) != "[0 2 4 6]" {
+		t.Fatalf("after a crash: %v", got)
+	}
 	l.Close()
 }
