@@ -59,6 +59,7 @@ type Config struct {
 	LogRetentionBytes           int64      // log.retention.bytes; -1 means no size limit
 	LogFlushIntervalMessages    int64      // log.flush.interval.messages
 	LogRetentionCheckIntervalMs int64      // log.retention.check.interval.ms
+	CheckpointIntervalMs        int64      // checkpoint.interval.ms
 	LogFlushIntervalMs          int64      // log.flush.interval.ms; -1 leaves flushing to FlushIntervalMs
 	FlushDiskType               string     // flush.disk.type: ASYNC_FLUSH or SYNC_FLUSH
 	FlushIntervalMs             int64      // flush.interval.ms
@@ -99,6 +100,7 @@ func Default() *Config {
 		LogRetentionBytes:           -1,
 		LogFlushIntervalMessages:    math.MaxInt64,
 		LogRetentionCheckIntervalMs: 300000,
+		CheckpointIntervalMs:        10000,
 		LogFlushIntervalMs:          -1,
 		FlushDiskType:               "ASYNC_FLUSH",
 		FlushIntervalMs:             500,

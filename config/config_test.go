@@ -26,6 +26,7 @@ func TestDefault(t *testing.T) {
 		LogRetentionBytes:           -1,
 		LogFlushIntervalMessages:    9223372036854775807,
 		LogRetentionCheckIntervalMs: 300000,
+		CheckpointIntervalMs:        10000,
 		LogFlushIntervalMs:          -1,
 		FlushDiskType:               "ASYNC_FLUSH",
 		FlushIntervalMs:             500,

@@ -93,6 +93,7 @@ var keys = []key{
 	retentionKey("log.retention.minutes", "INT", "Minutes to keep data; -1 keeps it forever. Used when log.retention.ms is unset.", 60*1000, math.MaxInt32, ""),
 	retentionKey("log.retention.ms", "LONG", "Milliseconds to keep data; -1 keeps it forever. Overrides log.retention.minutes and log.retention.hours.", 1, math.MaxInt64, ""),
 	intKey("log.retention.bytes", "LONG", "Bytes to keep per partition before deleting the oldest data; -1 means no limit.", func(c *Config) *int64 { return &c.LogRetentionBytes }, -1, math.MaxInt64),
+	intKey("checkpoint.interval.ms", "LONG", "How often the store records a checkpoint (CommitLog position, ConsumeQueue lengths, producer state, all synced) so recovery after a crash replays only what came after it, in milliseconds.", func(c *Config) *int64 { return &c.CheckpointIntervalMs }, 1, math.MaxInt64),
 	intKey("log.retention.check.interval.ms", "LONG", "How often retention moves log start offsets and deletes CommitLog files nothing live needs, in milliseconds.", func(c *Config) *int64 { return &c.LogRetentionCheckIntervalMs }, 1, math.MaxInt64),
 	intKey("log.flush.interval.messages", "LONG", "Flush to disk after this many messages.", func(c *Config) *int64 { return &c.LogFlushIntervalMessages }, 1, math.MaxInt64),
 	intKey("log.flush.interval.ms", "LONG", "Flush to disk after data has waited this many milliseconds; -1 leaves it to flush.interval.ms.", func(c *Config) *int64 { return &c.LogFlushIntervalMs }, -1, math.MaxInt64),

@@ -105,6 +105,7 @@ var testValues = map[string]string{
 	"log.flush.interval.messages":     "1000",
 	"log.flush.interval.ms":           "1000",
 	"log.retention.check.interval.ms": "1000",
+	"checkpoint.interval.ms":          "2000",
 	"log.message.timestamp.type":      "LogAppendTime",
 	"log.retention.bytes":             "1073741824",
 	"log.retention.hours":             "24",

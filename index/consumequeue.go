@@ -133,6 +133,62 @@ func OpenConsumeQueue(fs segment.FS, dir string, entriesPerFile int64) (*Consume
 	return cq, nil
 }
 
+// OpenConsumeQueueAt opens the queue in dir trusting exactly its first n
+// entries, as a checkpoint recorded them once they were synced: whatever
+// lies past them (entries written after the checkpoint, torn or not) is
+// cleared unread and later files are removed. The caller re-indexes what
+// came after the checkpoint from the CommitLog.
+func OpenConsumeQueueAt(fs segment.FS, dir string, entriesPerFile, n int64) (*ConsumeQueue, error) {
+	if entriesPerFile <= 0 || entriesPerFile > math.MaxInt64/EntrySize || n < 0 {
+		return nil, fmt.Errorf("index: invalid entries per file %d or length %d", entriesPerFile, n)
+	}
+	q, err := segment.OpenQueue(fs, dir, entriesPerFile*EntrySize)
+	if errors.Is(err, segment.ErrCorrupt) {
+		return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cq := &ConsumeQueue{q: q, perFile: entriesPerFile}
+	if err := cq.recoverAt(n); err != nil {
+		_ = q.Close()
+		return nil, err
+	}
+	return cq, nil
+}
+
+// recoverAt sets Len to n and clears everything after it.
+func (cq *ConsumeQueue) recoverAt(n int64) error {
+	segs := cq.q.Segments()
+	if len(segs) == 0 {
+		if n != 0 {
+			return fmt.Errorf("%w: %d entries expected, no files", ErrCorrupt, n)
+		}
+		return nil
+	}
+	first := segs[0].Base() / EntrySize
+	end := segs[len(segs)-1].Base()/EntrySize + cq.perFile
+	if n < first || n > end {
+		return fmt.Errorf("%w: %d entries expected, files hold [%d, %d)", ErrCorrupt, n, first, end)
+	}
+	// Treat every slot the files hold as used, then cut at n: that zeroes
+	// the rest of n's file and removes the files after it.
+	cq.first.Store(first)
+	cq.flushed.Store(end)
+	cq.n.Store(end)
+	if err := cq.TruncateFrom(n); err != nil {
+		return err
+	}
+	if n > first && !cq.hasLast {
+		e, err := cq.read(n - 1)
+		if err != nil {
+			return err
+		}
+		cq.last, cq.hasLast = e, true
+	}
+	return nil
+}
+
 // recover finds the last used entry. Unsynced writes reach the disk in any
 // order, so holes can only appear where data was unsynced: the file holding
 // the last entry, and the one before it if the queue rolled since the last

@@ -876,3 +876,44 @@ func TestFailedFlush(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenAtCheckpointClearsWhatCameAfter(t *testing.T) {
+	fs := segment.NewMemFS()
+	cq, err := OpenConsumeQueue(fs, "/cq", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range int64(10) {
+		if err := cq.Append(Entry{Pos: i * 100, Size: 10, Count: 1, BaseOffset: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cq.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cq, err = OpenConsumeQueueAt(fs, "/cq", 4, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cq.Len() != 6 {
+		t.Fatalf("Len %d, want 6", cq.Len())
+	}
+	if last, ok := cq.Last(); !ok || last.BaseOffset != 5 {
+		t.Fatalf("Last = %+v, %v", last, ok)
+	}
+	if err := cq.Append(Entry{Pos: 600, Size: 10, Count: 1, BaseOffset: 6}); err != nil {
+		t.Fatalf("append after the checkpoint's end: %v", err)
+	}
+	cq.Close()
+	cq, err = OpenConsumeQueue(fs, "/cq", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cq.Close()
+	if cq.Len() != 7 {
+		t.Fatalf("reopened Len %d, want 7: entries past the checkpoint were not cleared", cq.Len())
+	}
+	if _, err := OpenConsumeQueueAt(fs, "/cq", 4, 20); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("a checkpoint beyond the files: %v", err)
+	}
+}

@@ -40,6 +40,16 @@ func (l *Log) Append(appends []BatchAppend) {
 	if len(ready) == 0 {
 		return
 	}
+	l.gate.RLock()
+	defer l.gate.RUnlock()
+	if l.closed.Load() {
+		// Close's final checkpoint may already be taken: nothing may
+		// land after it.
+		for _, a := range ready {
+			a.Err = ErrClosed
+		}
+		return
+	}
 	// Partitions are locked in one global order, so concurrent requests
 	// over overlapping partitions cannot deadlock; a partition named twice
 	// is locked once and its batches keep their request order.

@@ -8,8 +8,8 @@
 //	{log.dirs}/
 //	  meta.properties            cluster.id, written once on first start
 //	  metadata.json              topics (name, id, partitions, configs) and the reserved producer-ID block
-//	  checkpoint.json            {"clean": true, "commitlog_end": N} after a clean close, clean=false while open
-//	  producers.json             idempotent producer state saved by a clean close
+//	  checkpoint.json            the last checkpoint: CommitLog position, ConsumeQueue lengths, producer state, clean flag
+//	  log-start-offsets.json     log start offsets moved by retention and DeleteRecords
 //	  commitlog/00000000000000000000      fixed-size preallocated files named by
 //	  commitlog/00000000001073741824      their 20-digit starting position
 //	  consumequeue/{topic}/{partition}/00000000000000000000   see package index
@@ -58,11 +58,17 @@
 // entries to its file a page at a time (see package index), which is safe
 // because an unclean start rebuilds every ConsumeQueue from the CommitLog.
 //
-// Close syncs everything, saves idempotent producer state and writes a
-// clean checkpoint; Open then trusts the indexes and reads nothing else.
-// Without a clean checkpoint Open scans the CommitLog from its first file,
-// checking both checksums of every entry, cuts at the first bad byte
-// (zeroing the rest of that file and deleting later files, so stale bytes
-// can never be mistaken for entries after another crash) and rebuilds every
-// ConsumeQueue and the producer state from the entries.
+// A checkpoint is a consistent cut of the store, taken every
+// checkpoint.interval.ms and by Close: appends pause while it copies the
+// CommitLog position P, every ConsumeQueue's length and the idempotent
+// producer state; then the CommitLog and the ConsumeQueues are synced, and
+// the cut is written to checkpoint.json (atomically, fsynced). Close marks
+// its checkpoint clean. Open trusts the ConsumeQueues up to the recorded
+// lengths (clearing whatever a crash left past them) and the recorded
+// producer state, then replays the CommitLog from P: each entry's header
+// checksum and batch CRC are checked, the intact ones re-indexed, and the
+// log cut at the first bad byte (the rest of that file is zeroed, so stale
+// bytes can never be mistaken for entries after another crash, and later
+// files are deleted). After a clean close the replay is skipped. Without a
+// checkpoint every index is rebuilt from the first CommitLog file.
 package log

@@ -31,7 +31,10 @@ type Options struct {
 	// RetentionInterval is how often retention runs (default 5 minutes,
 	// Kafka's log.retention.check.interval.ms).
 	RetentionInterval time.Duration
-	ClusterID         string
+	// CheckpointInterval is how often a checkpoint bounds what recovery
+	// after a crash scans (default 10 seconds).
+	CheckpointInterval time.Duration
+	ClusterID          string
 	// TopicDefaults are the broker-level topic config values
 	// (max.message.bytes, message.timestamp.type, ...) a topic falls back to.
 	TopicDefaults map[string]string
@@ -47,6 +50,17 @@ type Log struct {
 	cl      *commitLog
 	flusher *flusher
 	closed  atomic.Bool
+
+	// gate is held shared by appends from their CommitLog write until
+	// their ConsumeQueue entries exist, and exclusively by a checkpoint
+	// taking its cut.
+	gate sync.RWMutex
+	// trusted is, while recovery opens ConsumeQueues, how many entries of
+	// each the checkpoint vouches for.
+	trusted map[string]int64
+
+	stopCheckpoints chan struct{}
+	checkpointsDone chan struct{}
 
 	startMu       sync.Mutex // serialises writes of the log start offsets file
 	stopRetention chan struct{}
@@ -101,6 +115,9 @@ func Open(opts Options) (*Log, error) {
 	if opts.RetentionInterval <= 0 {
 		opts.RetentionInterval = 5 * time.Minute
 	}
+	if opts.CheckpointInterval <= 0 {
+		opts.CheckpointInterval = 10 * time.Second
+	}
 	l := &Log{opts: opts, fs: opts.FS, logger: opts.Logger, topics: map[string]*topic{}, byID: map[TopicID]*topic{}}
 	if err := l.fs.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, errors.Join(ErrStorage, err)
@@ -123,6 +140,8 @@ func Open(opts Options) (*Log, error) {
 	l.flusher = newFlusher(l.cl, l.logger, opts.SyncFlush, opts.FlushInterval, opts.FlushMessages)
 	l.stopRetention, l.retentionDone = make(chan struct{}), make(chan struct{})
 	go l.runRetention(opts.RetentionInterval, l.stopRetention, l.retentionDone)
+	l.stopCheckpoints, l.checkpointsDone = make(chan struct{}), make(chan struct{})
+	go l.runCheckpoints(opts.CheckpointInterval, l.stopCheckpoints, l.checkpointsDone)
 	return l, nil
 }
 
@@ -137,28 +156,12 @@ func (l *Log) Close() error {
 	}
 	close(l.stopRetention)
 	<-l.retentionDone
+	close(l.stopCheckpoints)
+	<-l.checkpointsDone
 	l.flusher.close()
 	var errs []error
-	if _, err := l.cl.sync(); err != nil {
+	if err := l.writeCheckpoint(true); err != nil {
 		errs = append(errs, err)
-	}
-	var snapshot []partitionProducers
-	l.mu.RLock()
-	for _, t := range l.topics {
-		for _, p := range t.parts {
-			if err := p.cq.Sync(); err != nil {
-				errs = append(errs, errors.Join(ErrStorage, err))
-			}
-			snapshot = append(snapshot, p.producerSnapshot())
-		}
-	}
-	l.mu.RUnlock()
-	if len(errs) == 0 {
-		if err := writeJSON(l.fs, l.path(producersFile), snapshot); err != nil {
-			errs = append(errs, err)
-		} else if err := writeJSON(l.fs, l.path(checkpointFile), checkpoint{Clean: true, CommitLogEnd: l.cl.written.Load()}); err != nil {
-			errs = append(errs, err)
-		}
 	}
 	errs = append(errs, l.closeFiles())
 	return errors.Join(errs...)
@@ -297,7 +300,7 @@ func (l *Log) CreateTopic(name string, partitions int32, configs map[string]stri
 func (l *Log) growLocked(t *topic, total int32) error {
 	parts := slices.Clone(t.parts)
 	for i := int32(len(parts)); i < total; i++ {
-		cq, err := index.OpenConsumeQueue(l.fs, l.consumeQueueDir(t.name, i), l.opts.ConsumeQueueEntries)
+		cq, err := l.openConsumeQueue(t, i)
 		if err != nil {
 			for _, p := range parts[len(t.parts):] {
 				p.cq.Remove()
@@ -385,4 +388,15 @@ func (l *Log) saveMetadataLocked() error {
 	}
 	slices.SortFunc(md.Topics, func(a, b topicMeta) int { return strings.Compare(a.Name, b.Name) })
 	return writeJSON(l.fs, l.path(metadataFile), md)
+}
+
+// openConsumeQueue opens a partition's ConsumeQueue; during recovery it
+// trusts only the entries the checkpoint vouches for (none for a partition
+// the checkpoint does not know, which is then indexed from the replay).
+func (l *Log) openConsumeQueue(t *topic, i int32) (*index.ConsumeQueue, error) {
+	dir := l.consumeQueueDir(t.name, i)
+	if l.trusted != nil {
+		return index.OpenConsumeQueueAt(l.fs, dir, l.opts.ConsumeQueueEntries, l.trusted[partitionKey(t.id, i)])
+	}
+	return index.OpenConsumeQueue(l.fs, dir, l.opts.ConsumeQueueEntries)
 }

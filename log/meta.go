@@ -20,7 +20,6 @@ const (
 	metaPropertiesFile = "meta.properties"
 	metadataFile       = "metadata.json"
 	checkpointFile     = "checkpoint.json"
-	producersFile      = "producers.json"
 	commitLogDir       = "commitlog"
 	consumeQueueDir    = "consumequeue"
 )
@@ -42,20 +41,6 @@ type topicMeta struct {
 	ID         string            `json:"id"`
 	Partitions int32             `json:"partitions"`
 	Configs    map[string]string `json:"configs,omitempty"`
-}
-
-// checkpoint records how the store was last closed.
-type checkpoint struct {
-	Clean bool `json:"clean"`
-	// CommitLogEnd is the CommitLog write position at a clean close.
-	CommitLogEnd int64 `json:"commitlog_end"`
-}
-
-// partitionProducers is the idempotent state of one partition, by producer ID.
-type partitionProducers struct {
-	TopicID   string                   `json:"topic_id"`
-	Partition int32                    `json:"partition"`
-	Producers map[int64]*producerState `json:"producers"`
 }
 
 func readFile(fsys segment.FS, name string) ([]byte, error) {

@@ -279,10 +279,3 @@ func (p *Partition) wake() {
 	}
 	p.waitMu.Unlock()
 }
-
-// producerSnapshot copies the idempotent state for a clean shutdown.
-func (p *Partition) producerSnapshot() partitionProducers {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return partitionProducers{TopicID: p.topic.id.String(), Partition: p.index, Producers: p.producers}
-}

@@ -10,9 +10,11 @@ import (
 )
 
 // recover loads the catalogue and brings every ConsumeQueue and the
-// idempotent producer state in line with the CommitLog. After a clean
-// shutdown that is a matter of reading what Close wrote; otherwise the
-// CommitLog is scanned, its torn tail cut, and every index rebuilt from it.
+// idempotent producer state in line with the CommitLog. With a checkpoint,
+// the ConsumeQueues are trusted up to it and the CommitLog is replayed from
+// its position, which after a clean shutdown finds nothing to replay.
+// Without one (a store from before checkpoints, or one whose checkpoint
+// was lost), every index is rebuilt from the whole CommitLog.
 func (l *Log) recover() error {
 	var md metadata
 	if _, err := readJSON(l.fs, l.path(metadataFile), &md); err != nil {
@@ -23,10 +25,12 @@ func (l *Log) recover() error {
 	if err != nil {
 		return err
 	}
-	clean := found && cp.Clean
-	if !clean {
+	if found && cp.Queues != nil {
+		l.trusted = cp.Queues
+	} else {
+		cp = checkpoint{CommitLogEnd: l.cl.start()}
 		// Every index is rebuilt from the CommitLog, so whatever a crash
-		// left of them, torn or not, is dropped unread.
+		// left of them is dropped unread.
 		if err := l.fs.RemoveAll(filepath.Join(l.opts.Dir, consumeQueueDir)); err != nil {
 			return errors.Join(ErrStorage, err)
 		}
@@ -46,38 +50,32 @@ func (l *Log) recover() error {
 		l.topics[t.name] = t
 		l.byID[id] = t
 	}
+	l.trusted = nil
 	if err := l.removeStrayConsumeQueues(); err != nil {
 		return err
 	}
-	if clean && l.loadProducers() == nil {
+	if err := l.applyProducers(cp.Producers); err != nil {
+		return err
+	}
+	if cp.Clean {
 		l.cl.written.Store(cp.CommitLogEnd)
 		l.cl.synced.Store(cp.CommitLogEnd)
 		l.logger.Info("store opened after a clean shutdown", zap.Int64("commitlog_end", cp.CommitLogEnd), zap.Int("topics", len(l.topics)))
-	} else if err := l.rebuild(); err != nil {
+	} else if err := l.replay(max(cp.CommitLogEnd, l.cl.start())); err != nil {
 		return err
 	}
 	if err := l.loadStartOffsets(); err != nil {
 		return err
 	}
-	// From here until Close the shutdown is not clean.
-	return writeJSON(l.fs, l.path(checkpointFile), checkpoint{})
+	// From here until Close the shutdown is not clean; this checkpoint is
+	// where recovery would start if the broker crashed right away.
+	return l.writeCheckpoint(false)
 }
 
-// rebuild scans the whole CommitLog and re-dispatches every intact entry.
-func (l *Log) rebuild() error {
+// replay scans the CommitLog from pos, re-dispatches every intact entry
+// the indexes do not have yet, and cuts the log at the first bad byte.
+func (l *Log) replay(from int64) error {
 	began := time.Now()
-	for _, t := range l.topics {
-		for _, p := range t.parts {
-			if err := p.cq.TruncateFrom(p.cq.FirstIndex()); err != nil {
-				return errors.Join(ErrStorage, err)
-			}
-			p.start.Store(0)
-			p.producers = map[int64]*producerState{}
-			p.maxTimestamp = -1
-			p.end.Store(p.start.Load())
-		}
-	}
-	from := l.cl.start()
 	var entries, skipped int
 	var dispatchErr error
 	end, err := l.cl.scan(from, func(e scanned) {
@@ -91,7 +89,7 @@ func (l *Log) rebuild() error {
 		}
 		p := t.parts[e.header.partition]
 		if batchBaseOffset(e.batch) < p.end.Load() {
-			skipped++ // an entry written but never indexed, then rewritten
+			skipped++ // indexed before the checkpoint, or written but never indexed and then rewritten
 			return
 		}
 		if err := p.dispatch(e.batchPos, e.batch); err != nil {
@@ -113,32 +111,13 @@ func (l *Log) rebuild() error {
 	if err := l.cl.cut(end); err != nil {
 		return err
 	}
-	l.logger.Info("store recovered by scanning the CommitLog",
-		zap.Int64("scanned_bytes", end-from), zap.Int("entries", entries), zap.Int("skipped", skipped),
-		zap.Int64("discarded_tail_bytes", tail), zap.Duration("took", time.Since(began)))
-	return nil
-}
-
-// loadProducers restores the idempotent state Close saved.
-func (l *Log) loadProducers() error {
-	var snapshot []partitionProducers
-	found, err := readJSON(l.fs, l.path(producersFile), &snapshot)
-	if err != nil || !found {
-		return errors.Join(ErrCorrupt, err)
+	took := time.Since(began)
+	fields := []zap.Field{zap.Int64("from", from), zap.Int64("scanned_bytes", end-from), zap.Int("entries", entries), zap.Int("skipped", skipped),
+		zap.Int64("discarded_tail_bytes", tail), zap.Duration("took", took)}
+	if end > from {
+		fields = append(fields, zap.Float64("seconds_per_gib", took.Seconds()/(float64(end-from)/(1<<30))))
 	}
-	for _, pp := range snapshot {
-		id, err := ParseTopicID(pp.TopicID)
-		if err != nil {
-			return err
-		}
-		t, ok := l.byID[id]
-		if !ok || int(pp.Partition) >= len(t.parts) || pp.Partition < 0 {
-			continue
-		}
-		if pp.Producers != nil {
-			t.parts[pp.Partition].producers = pp.Producers
-		}
-	}
+	l.logger.Info("store recovered by replaying the CommitLog past the checkpoint", fields...)
 	return nil
 }
 

@@ -76,6 +76,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		FlushInterval:       flushInterval,
 		FlushMessages:       cfg.LogFlushIntervalMessages,
 		RetentionInterval:   time.Duration(cfg.LogRetentionCheckIntervalMs) * time.Millisecond,
+		CheckpointInterval:  time.Duration(cfg.CheckpointIntervalMs) * time.Millisecond,
 		ClusterID:           cfg.ClusterID,
 		TopicDefaults:       defaults,
 	})
