@@ -60,6 +60,8 @@ type Config struct {
 	LogFlushIntervalMessages    int64      // log.flush.interval.messages
 	LogRetentionCheckIntervalMs int64      // log.retention.check.interval.ms
 	CheckpointIntervalMs        int64      // checkpoint.interval.ms
+	DiskReclaimRatio            float64    // log.disk.reclaim.ratio
+	DiskCriticalRatio           float64    // log.disk.critical.ratio
 	LogFlushIntervalMs          int64      // log.flush.interval.ms; -1 leaves flushing to FlushIntervalMs
 	FlushDiskType               string     // flush.disk.type: ASYNC_FLUSH or SYNC_FLUSH
 	FlushIntervalMs             int64      // flush.interval.ms
@@ -101,6 +103,8 @@ func Default() *Config {
 		LogFlushIntervalMessages:    math.MaxInt64,
 		LogRetentionCheckIntervalMs: 300000,
 		CheckpointIntervalMs:        10000,
+		DiskReclaimRatio:            0.90,
+		DiskCriticalRatio:           0.95,
 		LogFlushIntervalMs:          -1,
 		FlushDiskType:               "ASYNC_FLUSH",
 		FlushIntervalMs:             500,

@@ -27,6 +27,8 @@ func TestDefault(t *testing.T) {
 		LogFlushIntervalMessages:    9223372036854775807,
 		LogRetentionCheckIntervalMs: 300000,
 		CheckpointIntervalMs:        10000,
+		DiskReclaimRatio:            0.90,
+		DiskCriticalRatio:           0.95,
 		LogFlushIntervalMs:          -1,
 		FlushDiskType:               "ASYNC_FLUSH",
 		FlushIntervalMs:             500,

@@ -93,6 +93,8 @@ var keys = []key{
 	retentionKey("log.retention.minutes", "INT", "Minutes to keep data; -1 keeps it forever. Used when log.retention.ms is unset.", 60*1000, math.MaxInt32, ""),
 	retentionKey("log.retention.ms", "LONG", "Milliseconds to keep data; -1 keeps it forever. Overrides log.retention.minutes and log.retention.hours.", 1, math.MaxInt64, ""),
 	intKey("log.retention.bytes", "LONG", "Bytes to keep per partition before deleting the oldest data; -1 means no limit.", func(c *Config) *int64 { return &c.LogRetentionBytes }, -1, math.MaxInt64),
+	ratioKey("log.disk.reclaim.ratio", "Disk usage above which the oldest CommitLog files are reclaimed early, moving the log start offsets of the partitions whose data they hold (logged); 0 turns it off.", func(c *Config) *float64 { return &c.DiskReclaimRatio }),
+	ratioKey("log.disk.critical.ratio", "Disk usage above which produce is refused with KAFKA_STORAGE_ERROR until usage falls; 0 turns it off.", func(c *Config) *float64 { return &c.DiskCriticalRatio }),
 	intKey("checkpoint.interval.ms", "LONG", "How often the store records a checkpoint (CommitLog position, ConsumeQueue lengths, producer state, all synced) so recovery after a crash replays only what came after it, in milliseconds.", func(c *Config) *int64 { return &c.CheckpointIntervalMs }, 1, math.MaxInt64),
 	intKey("log.retention.check.interval.ms", "LONG", "How often retention moves log start offsets and deletes CommitLog files nothing live needs, in milliseconds.", func(c *Config) *int64 { return &c.LogRetentionCheckIntervalMs }, 1, math.MaxInt64),
 	intKey("log.flush.interval.messages", "LONG", "Flush to disk after this many messages.", func(c *Config) *int64 { return &c.LogFlushIntervalMessages }, 1, math.MaxInt64),
@@ -172,6 +174,33 @@ func intKey[T ~int | ~int16 | ~int32 | ~int64](name, typ, doc string, field func
 		check: func(c *Config) *ValueError {
 			if n := int64(*field(c)); n < lo || n > hi {
 				return bad(strconv.FormatInt(n, 10))
+			}
+			return nil
+		},
+	}
+}
+
+// ratioKey is a fraction between 0 and 1 (0 turns the feature off).
+func ratioKey(name, doc string, field func(*Config) *float64) key {
+	bad := func(value string) *ValueError {
+		return &ValueError{Value: value, Expected: "a ratio between 0 (off) and 1, e.g. 0.9"}
+	}
+	return key{
+		name: name,
+		typ:  "DOUBLE",
+		doc:  doc,
+		set: func(c *Config, s string) *ValueError {
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil || f < 0 || f > 1 {
+				return bad(s)
+			}
+			*field(c) = f
+			return nil
+		},
+		get: func(c *Config) string { return strconv.FormatFloat(*field(c), 'g', -1, 64) },
+		check: func(c *Config) *ValueError {
+			if f := *field(c); f < 0 || f > 1 {
+				return bad(strconv.FormatFloat(f, 'g', -1, 64))
 			}
 			return nil
 		},

@@ -106,6 +106,8 @@ var testValues = map[string]string{
 	"log.flush.interval.ms":           "1000",
 	"log.retention.check.interval.ms": "1000",
 	"checkpoint.interval.ms":          "2000",
+	"log.disk.reclaim.ratio":          "0.8",
+	"log.disk.critical.ratio":         "0.99",
 	"log.message.timestamp.type":      "LogAppendTime",
 	"log.retention.bytes":             "1073741824",
 	"log.retention.hours":             "24",

@@ -147,6 +147,9 @@ func (p *Partition) check(a *BatchAppend) error {
 	if p.log.closed.Load() {
 		return ErrClosed
 	}
+	if p.log.diskFull.Load() {
+		return errors.Join(ErrStorage, ErrDiskFull)
+	}
 	settings := p.topic.settings.Load()
 	if len(a.Batch) > settings.maxMessageBytes {
 		return fmt.Errorf("%w: %d bytes, max.message.bytes is %d", ErrTooLarge, len(a.Batch), settings.maxMessageBytes)

@@ -34,6 +34,13 @@ type Options struct {
 	// CheckpointInterval is how often a checkpoint bounds what recovery
 	// after a crash scans (default 10 seconds).
 	CheckpointInterval time.Duration
+	// DiskReclaimRatio and DiskCriticalRatio are disk usage marks (0..1;
+	// 0 disables): above the first the oldest CommitLog files are
+	// reclaimed early, above the second produce is refused.
+	DiskReclaimRatio  float64
+	DiskCriticalRatio float64
+	DiskUsage         DiskUsage     // default: statfs of Dir
+	DiskCheckInterval time.Duration // default 1 second
 	ClusterID          string
 	// TopicDefaults are the broker-level topic config values
 	// (max.message.bytes, message.timestamp.type, ...) a topic falls back to.
@@ -61,6 +68,9 @@ type Log struct {
 
 	stopCheckpoints chan struct{}
 	checkpointsDone chan struct{}
+	diskFull        atomic.Bool
+	stopDiskChecks  chan struct{}
+	diskChecksDone  chan struct{}
 
 	startMu       sync.Mutex // serialises writes of the log start offsets file
 	stopRetention chan struct{}
@@ -118,6 +128,12 @@ func Open(opts Options) (*Log, error) {
 	if opts.CheckpointInterval <= 0 {
 		opts.CheckpointInterval = 10 * time.Second
 	}
+	if opts.DiskUsage == nil {
+		opts.DiskUsage = statfsUsage(opts.Dir)
+	}
+	if opts.DiskCheckInterval <= 0 {
+		opts.DiskCheckInterval = time.Second
+	}
 	l := &Log{opts: opts, fs: opts.FS, logger: opts.Logger, topics: map[string]*topic{}, byID: map[TopicID]*topic{}}
 	if err := l.fs.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, errors.Join(ErrStorage, err)
@@ -142,6 +158,8 @@ func Open(opts Options) (*Log, error) {
 	go l.runRetention(opts.RetentionInterval, l.stopRetention, l.retentionDone)
 	l.stopCheckpoints, l.checkpointsDone = make(chan struct{}), make(chan struct{})
 	go l.runCheckpoints(opts.CheckpointInterval, l.stopCheckpoints, l.checkpointsDone)
+	l.stopDiskChecks, l.diskChecksDone = make(chan struct{}), make(chan struct{})
+	go l.runDiskChecks(opts.DiskCheckInterval, l.stopDiskChecks, l.diskChecksDone)
 	return l, nil
 }
 
@@ -158,6 +176,8 @@ func (l *Log) Close() error {
 	<-l.retentionDone
 	close(l.stopCheckpoints)
 	<-l.checkpointsDone
+	close(l.stopDiskChecks)
+	<-l.diskChecksDone
 	l.flusher.close()
 	var errs []error
 	if err := l.writeCheckpoint(true); err != nil {

@@ -77,6 +77,8 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		FlushMessages:       cfg.LogFlushIntervalMessages,
 		RetentionInterval:   time.Duration(cfg.LogRetentionCheckIntervalMs) * time.Millisecond,
 		CheckpointInterval:  time.Duration(cfg.CheckpointIntervalMs) * time.Millisecond,
+		DiskReclaimRatio:    cfg.DiskReclaimRatio,
+		DiskCriticalRatio:   cfg.DiskCriticalRatio,
 		ClusterID:           cfg.ClusterID,
 		TopicDefaults:       defaults,
 	})
