@@ -140,6 +140,7 @@ func (l *Log) Append(appends []BatchAppend) {
 		p.wake()
 	}
 	l.flusher.appended(records)
+	l.keys.kick()
 }
 
 // check validates a batch before any lock is taken.

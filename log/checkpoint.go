@@ -21,6 +21,10 @@ type checkpoint struct {
 	CommitLogEnd int64                `json:"commitlog_end"`
 	Queues       map[string]int64     `json:"consume_queues"`
 	Producers    []partitionProducers `json:"producers"`
+	// KeyIndexPos is where key indexing resumes; the IndexFiles hold
+	// exactly KeyIndexEnd entries for the CommitLog before it.
+	KeyIndexPos int64 `json:"key_index_pos"`
+	KeyIndexEnd int64 `json:"key_index_end"`
 }
 
 // partitionProducers is the idempotent state of one partition, by producer ID.
@@ -49,6 +53,12 @@ func (l *Log) writeCheckpoint(clean bool) error {
 	l.mu.RUnlock()
 	l.gate.Unlock()
 
+	// The key index first: the CommitLog sync that follows then covers
+	// everything it points at.
+	var err error
+	if cp.KeyIndexPos, cp.KeyIndexEnd, err = l.keys.checkpoint(); err != nil {
+		return err
+	}
 	if _, err := l.cl.sync(); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -120,19 +121,17 @@ func (c *commitLog) sync() (int64, error) {
 	return target, nil
 }
 
-// view returns n bytes at CommitLog position pos, from the mmap when it can
-// and otherwise copied into a new buffer.
-func (c *commitLog) view(pos, n int64) ([]byte, error) {
+// read copies n bytes at CommitLog position pos. It holds a reference on
+// the file while copying, so retention deleting the file meanwhile cannot
+// unmap the bytes under it.
+func (c *commitLog) read(pos, n int64) ([]byte, error) {
 	seg := c.queue.Find(pos)
-	if seg == nil || pos-seg.Base()+n > seg.Size() {
+	if seg == nil || pos-seg.Base()+n > seg.Size() || !seg.Acquire() {
 		return nil, fmt.Errorf("%w: no CommitLog data at %d+%d", ErrCorrupt, pos, n)
 	}
-	off := pos - seg.Base()
-	if b := seg.View(off, n); b != nil {
-		return b, nil
-	}
+	defer seg.Release()
 	b := make([]byte, n)
-	if err := seg.ReadAt(b, off); err != nil {
+	if err := seg.ReadAt(b, pos-seg.Base()); err != nil {
 		return nil, errors.Join(ErrStorage, err)
 	}
 	return b, nil
@@ -149,44 +148,67 @@ type scanned struct {
 // scan walks intact entries from pos and returns where the intact data ends:
 // the first torn, corrupt or never-written byte.
 func (c *commitLog) scan(pos int64, fn func(scanned)) (int64, error) {
+	return c.scanTo(pos, math.MaxInt64, fn)
+}
+
+// scanTo is scan stopping at position to.
+func (c *commitLog) scanTo(pos, to int64, fn func(scanned)) (int64, error) {
 	var buf []byte
 	for {
 		seg := c.queue.Find(pos)
-		if seg == nil {
+		if seg == nil || !seg.Acquire() {
 			return pos, nil
 		}
-		off := pos - seg.Base()
-		rest := seg.Size() - off
-		data := seg.View(off, rest)
-		if data == nil {
-			if int64(cap(buf)) < rest {
-				buf = make([]byte, rest)
-			}
-			data = buf[:rest]
-			if err := seg.ReadAt(data, off); err != nil {
-				return pos, errors.Join(ErrStorage, err)
-			}
+		end, more, err := c.scanSegment(seg, pos, to, &buf, fn)
+		seg.Release()
+		if err != nil || !more {
+			return end, err
 		}
-		for len(data) > 0 {
-			h, batch, err := decodeEntry(data)
-			if errors.Is(err, errEndOfData) && len(data) < minEntrySize {
-				break // a tail too short for padding: the file is full
-			}
-			if err != nil {
-				return pos, nil
-			}
-			if h.typ == entryTypePadding {
-				break
-			}
-			if _, err := record.ParseHeader(batch); err != nil || !batchCRCValid(batch) {
-				return pos, nil
-			}
-			fn(scanned{pos: pos, batchPos: pos + int64(len(data[:h.length])-len(batch)), header: h, batch: batch})
-			pos += int64(h.length)
-			data = data[h.length:]
-		}
-		pos = seg.Base() + seg.Size()
+		pos = end
 	}
+}
+
+// scanSegment is scanTo within one file; more reports whether the scan
+// goes on in the next file.
+func (c *commitLog) scanSegment(seg *segment.Segment, pos, to int64, buf *[]byte, fn func(scanned)) (end int64, more bool, err error) {
+	off := pos - seg.Base()
+	rest := seg.Size() - off
+	data := seg.View(off, rest)
+	if data == nil {
+		if int64(cap(*buf)) < rest {
+			*buf = make([]byte, rest)
+		}
+		data = (*buf)[:rest]
+		if err := seg.ReadAt(data, off); err != nil {
+			return pos, false, errors.Join(ErrStorage, err)
+		}
+	}
+	for len(data) > 0 {
+		if pos >= to {
+			return pos, false, nil
+		}
+		h, batch, err := decodeEntry(data)
+		if errors.Is(err, errEndOfData) && len(data) < minEntrySize {
+			break // a tail too short for padding: the file is full
+		}
+		if err != nil {
+			return pos, false, nil
+		}
+		if h.typ == entryTypePadding {
+			break
+		}
+		if _, err := record.ParseHeader(batch); err != nil || !batchCRCValid(batch) {
+			return pos, false, nil
+		}
+		fn(scanned{pos: pos, batchPos: pos + int64(len(data[:h.length])-len(batch)), header: h, batch: batch})
+		pos += int64(h.length)
+		data = data[h.length:]
+	}
+	next := seg.Base() + seg.Size()
+	if next >= to {
+		return to, false, nil
+	}
+	return next, true, nil
 }
 
 // cut discards everything from pos on: the rest of its file is zeroed so

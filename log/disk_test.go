@@ -29,6 +29,7 @@ func TestDiskMarks(t *testing.T) {
 	}
 
 	// Above the critical mark: produce is refused, reads go on.
+	waitIndexed(t, l)
 	used.Store(95)
 	// Reclaim frees one file per step while usage stays high; it stops at
 	// the file being written.

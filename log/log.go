@@ -40,6 +40,10 @@ type Options struct {
 	DiskReclaimRatio  float64
 	DiskCriticalRatio float64
 	DiskUsage         DiskUsage     // default: statfs of Dir
+	// KeyIndexSlots and KeyIndexEntries size new IndexFiles (defaults
+	// 500,000 slots and 2,000,000 entries per file).
+	KeyIndexSlots   int
+	KeyIndexEntries int
 	DiskCheckInterval time.Duration // default 1 second
 	ClusterID          string
 	// TopicDefaults are the broker-level topic config values
@@ -56,6 +60,7 @@ type Log struct {
 	logger  *zap.Logger
 	cl      *commitLog
 	flusher *flusher
+	keys    *keyIndexer
 	closed  atomic.Bool
 
 	// gate is held shared by appends from their CommitLog write until
@@ -134,6 +139,12 @@ func Open(opts Options) (*Log, error) {
 	if opts.DiskCheckInterval <= 0 {
 		opts.DiskCheckInterval = time.Second
 	}
+	if opts.KeyIndexSlots <= 0 {
+		opts.KeyIndexSlots = defaultKeySlots
+	}
+	if opts.KeyIndexEntries <= 0 {
+		opts.KeyIndexEntries = defaultKeyEntries
+	}
 	l := &Log{opts: opts, fs: opts.FS, logger: opts.Logger, topics: map[string]*topic{}, byID: map[TopicID]*topic{}}
 	if err := l.fs.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, errors.Join(ErrStorage, err)
@@ -154,6 +165,7 @@ func Open(opts Options) (*Log, error) {
 		return nil, err
 	}
 	l.flusher = newFlusher(l.cl, l.logger, opts.SyncFlush, opts.FlushInterval, opts.FlushMessages)
+	go l.keys.run()
 	l.stopRetention, l.retentionDone = make(chan struct{}), make(chan struct{})
 	go l.runRetention(opts.RetentionInterval, l.stopRetention, l.retentionDone)
 	l.stopCheckpoints, l.checkpointsDone = make(chan struct{}), make(chan struct{})
@@ -183,6 +195,7 @@ func (l *Log) Close() error {
 	if err := l.writeCheckpoint(true); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, l.keys.close())
 	errs = append(errs, l.closeFiles())
 	return errors.Join(errs...)
 }

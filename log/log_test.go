@@ -14,7 +14,7 @@ import (
 
 // testOptions uses small files so tests roll CommitLog and ConsumeQueue files.
 func testOptions(fs segment.FS) Options {
-	return Options{Dir: "/data", FS: fs, SegmentBytes: 64 << 10, ConsumeQueueEntries: 16}
+	return Options{Dir: "/data", FS: fs, SegmentBytes: 64 << 10, ConsumeQueueEntries: 16, KeyIndexSlots: 64, KeyIndexEntries: 256}
 }
 
 func openTest(t testing.TB, o Options) *Log {

@@ -25,6 +25,7 @@ type topicSettings struct {
 	deletes         bool  // cleanup.policy has delete: retention applies
 	retentionMs     int64 // -1: no time limit
 	retentionBytes  int64 // -1: no size limit
+	keyIndex        bool  // key.index.enable: record keys go to the IndexFiles
 }
 
 func parseSettings(defaults, overrides map[string]string) topicSettings {
@@ -46,6 +47,7 @@ func parseSettings(defaults, overrides map[string]string) topicSettings {
 	if n, err := strconv.ParseInt(get("retention.bytes"), 10, 64); err == nil {
 		s.retentionBytes = n
 	}
+	s.keyIndex = get("key.index.enable") != "false"
 	return s
 }
 
@@ -225,7 +227,7 @@ func (p *Partition) recordAtOrAfter(i, ts int64) (offset, timestamp int64, found
 	if err != nil {
 		return -1, -1, false, errors.Join(ErrStorage, err)
 	}
-	batch, err := p.log.cl.view(e.Pos, int64(e.Size))
+	batch, err := p.log.cl.read(e.Pos, int64(e.Size))
 	if err != nil {
 		return -1, -1, false, err
 	}

@@ -25,7 +25,8 @@ func (l *Log) recover() error {
 	if err != nil {
 		return err
 	}
-	if found && cp.Queues != nil {
+	haveCheckpoint := found && cp.Queues != nil
+	if haveCheckpoint {
 		l.trusted = cp.Queues
 	} else {
 		cp = checkpoint{CommitLogEnd: l.cl.start()}
@@ -65,6 +66,9 @@ func (l *Log) recover() error {
 		return err
 	}
 	if err := l.loadStartOffsets(); err != nil {
+		return err
+	}
+	if err := l.openKeyIndexer(cp, haveCheckpoint); err != nil {
 		return err
 	}
 	// From here until Close the shutdown is not clean; this checkpoint is

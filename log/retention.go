@@ -172,7 +172,39 @@ func (l *Log) retain() error {
 	if failed {
 		return nil
 	}
-	return l.removeDeadFiles(parts)
+	if err := l.removeDeadFiles(parts); err != nil {
+		return err
+	}
+	return l.removeOldKeyFiles(now)
+}
+
+// removeOldKeyFiles deletes IndexFiles whose newest key is older than the
+// longest time retention of any key-indexed topic; with a topic that keeps
+// keys forever, none go. Entries that outlive their records are harmless:
+// lookups skip records no longer in the log.
+func (l *Log) removeOldKeyFiles(now int64) error {
+	longest := int64(0)
+	l.mu.RLock()
+	for _, t := range l.topics {
+		s := t.settings.Load()
+		if !s.keyIndex {
+			continue
+		}
+		if !s.deletes || s.retentionMs < 0 {
+			l.mu.RUnlock()
+			return nil
+		}
+		longest = max(longest, s.retentionMs)
+	}
+	l.mu.RUnlock()
+	n, err := l.keys.idx.RemoveBefore(now - longest)
+	if err != nil {
+		return errors.Join(ErrStorage, err)
+	}
+	if n > 0 {
+		l.logger.Info("deleted IndexFiles older than every topic's retention", zap.Int("files", n))
+	}
+	return nil
 }
 
 // applyRetention moves the log start offset past the batches that are
@@ -212,10 +244,12 @@ func (p *Partition) applyRetention(now int64) (bool, error) {
 }
 
 // removeDeadFiles deletes the CommitLog files below the oldest position any
-// partition still serves. Only live batches pin a file: an empty partition
-// or a deleted topic pins nothing.
+// partition still serves, and below what key indexing has read. Only live
+// batches pin a file: an empty partition or a deleted topic pins nothing.
 func (l *Log) removeDeadFiles(parts []*Partition) error {
-	oldest := l.cl.written.Load()
+	// Key indexing reads entries behind the appenders: it pins what it
+	// has not read yet.
+	oldest := min(l.cl.written.Load(), l.keys.indexedTo())
 	for _, p := range parts {
 		if p.start.Load() >= p.end.Load() {
 			continue

@@ -116,6 +116,7 @@ func TestCommitLogFilesFreedWhenNothingLiveRemains(t *testing.T) {
 	keep.Append(buildBatch(t, batchSpec{n: 1}))
 	// A live batch in the newest file pins only that file.
 	l.DeleteTopic("old")
+	waitIndexed(t, l)
 	if err := l.retain(); err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func testConfig() Config {
 // directory; edit, if given, adjusts the config first.
 func newTestHandler(t testing.TB, edit ...func(*Config)) (*Handler, *log.Log) {
 	t.Helper()
-	store, err := log.Open(log.Options{Dir: t.TempDir(), SegmentBytes: 1 << 20, ConsumeQueueEntries: 1024})
+	store, err := log.Open(log.Options{Dir: t.TempDir(), SegmentBytes: 1 << 20, ConsumeQueueEntries: 1024, KeyIndexSlots: 1024, KeyIndexEntries: 4096})
 	if err != nil {
 		t.Fatalf("opening the store: %v", err)
 	}

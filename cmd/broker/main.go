@@ -1,5 +1,6 @@
 // Command broker runs the Kafka-wire-compatible broker: with no flags it
-// listens on localhost:9092 and keeps its data under ./data.
+// listens on localhost:9092 and keeps its data under ./data. `broker
+// lookup` asks a running broker for the records with a given key.
 package main
 
 import (
@@ -25,6 +26,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "lookup" {
+		os.Exit(lookup(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Environ()))
 }
 

@@ -13,8 +13,8 @@ import (
 	"github.com/rocketkafka/broker/protocol"
 )
 
-// startMetrics serves GET /metrics in the Prometheus text format, and Go's
-// profiles under /debug/pprof/.
+// startMetrics serves GET /metrics in the Prometheus text format, record
+// lookups by key under /keys, and Go's profiles under /debug/pprof/.
 func startMetrics(addr string, srv *netpoll.Server, handler *protocol.Handler, store *log.Log, logger *zap.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -47,6 +47,7 @@ func startMetrics(addr string, srv *netpoll.Server, handler *protocol.Handler, s
 	})
 	// Profiles on the same opt-in listener: what the broker spends CPU on
 	// is the first question when it is slow.
+	mux.HandleFunc("GET /keys", keysHandler(store))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
