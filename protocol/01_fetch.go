@@ -26,6 +26,9 @@ type fetchPartition struct {
 	errorCode int16
 	chunks    []log.Chunk
 	bytes     int64
+	// data holds the records already read, for files that cannot be sent
+	// with sendfile nor viewed through a mapping.
+	data []byte
 }
 
 type fetchTopic struct {
@@ -70,6 +73,7 @@ func serveFetch(h *Handler, ctx context.Context, r *request) (*netpoll.Response,
 			break
 		}
 	}
+	readUnmapped(topics)
 	resp, err := h.encodeFetch(r, topics)
 	if err != nil {
 		releaseAll(topics)
@@ -154,6 +158,32 @@ func (h *Handler) readFetch(req *kmsg.FetchRequest, topics []fetchTopic) (total 
 		}
 	}
 	return total, failed
+}
+
+// readUnmapped reads the records of partitions whose files offer neither
+// a descriptor nor a mapping (a test filesystem) before the response is
+// encoded, so that a read error becomes KAFKA_STORAGE_ERROR for that
+// partition instead of a broken response.
+func readUnmapped(topics []fetchTopic) {
+	for i := range topics {
+		for j := range topics[i].parts {
+			fp := &topics[i].parts[j]
+			if len(fp.chunks) == 0 || fp.chunks[0].Segment.Fd() >= 0 {
+				continue
+			}
+			fp.data = make([]byte, 0, fp.bytes)
+			for _, c := range fp.chunks {
+				n := len(fp.data)
+				fp.data = fp.data[:n+int(c.Len)]
+				if err := c.Segment.ReadAt(fp.data[n:], c.Off); err != nil {
+					releaseChunks(fp.chunks)
+					fp.chunks, fp.data, fp.bytes = nil, nil, 0
+					fp.errorCode = kerr.KafkaStorageError.Code
+					break
+				}
+			}
+		}
+	}
 }
 
 func releaseChunks(chunks []log.Chunk) {
@@ -282,13 +312,18 @@ func (e *fetchEncoder) string(s string) {
 // records writes the records field: its length, then the batches. Runs of
 // batches that sit back to back in one CommitLog file (a partition's
 // batches usually do) go out as one range: by sendfile when the run is at
-// least the threshold long, else copied into the header bytes, as are runs
-// of files with no descriptor to sendfile from.
+// least the threshold long, else copied from the mapping into the header
+// bytes. Files with neither were read beforehand (readUnmapped).
 func (e *fetchEncoder) records(fp *fetchPartition) error {
 	if e.flexible {
 		e.buf = binary.AppendUvarint(e.buf, uint64(fp.bytes)+1)
 	} else {
 		e.int32(int32(fp.bytes))
+	}
+	if fp.data != nil {
+		e.buf = append(e.buf, fp.data...)
+		e.copied += int64(len(fp.data))
+		return nil
 	}
 	chunks := fp.chunks
 	for len(chunks) > 0 {
@@ -314,15 +349,11 @@ func (e *fetchEncoder) run(c log.Chunk) error {
 		e.file += c.Len
 		return nil
 	}
-	if v := c.Segment.View(c.Off, c.Len); v != nil {
-		e.buf = append(e.buf, v...)
-	} else {
-		n := len(e.buf)
-		e.buf = append(e.buf, make([]byte, c.Len)...)
-		if err := c.Segment.ReadAt(e.buf[n:], c.Off); err != nil {
-			return fmt.Errorf("reading %d record bytes for a fetch: %w", c.Len, err)
-		}
+	v := c.Segment.View(c.Off, c.Len)
+	if v == nil {
+		return fmt.Errorf("no mapping of %d record bytes to copy into a fetch", c.Len)
 	}
+	e.buf = append(e.buf, v...)
 	e.copied += c.Len
 	return nil
 }

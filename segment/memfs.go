@@ -25,7 +25,8 @@ import (
 type MemFS struct {
 	mu   sync.Mutex
 	root *memNode
-	fail error     // returned by writes; see FailWrites
+	fail     error  // returned by writes; see FailWrites
+	failRead string // files whose reads fail with EIO; see FailReads
 	last *memWrite // most recent write not yet covered by a Sync
 }
 
@@ -58,6 +59,14 @@ func (fs *MemFS) FailWrites(err error) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	fs.fail = err
+}
+
+// FailReads makes reads of the file at path fail with EIO, as a damaged
+// disk region does; "" heals.
+func (fs *MemFS) FailReads(path string) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.failRead = path
 }
 
 // Crash simulates power loss: file contents revert to their last Sync and
@@ -344,6 +353,9 @@ func (f *memFile) ReadAt(p []byte, off int64) (int, error) {
 	defer f.fs.mu.Unlock()
 	if err := f.check("read", false); err != nil {
 		return 0, err
+	}
+	if f.fs.failRead != "" && f.fs.failRead == f.name {
+		return 0, pathErr("read", f.name, syscall.EIO)
 	}
 	if off < 0 {
 		return 0, pathErr("read", f.name, syscall.EINVAL)
