@@ -23,11 +23,11 @@ import (
 // Open files keep referring to their data after Remove, as on Linux.
 // Handles opened before a crash should not be used after it.
 type MemFS struct {
-	mu   sync.Mutex
-	root *memNode
-	fail     error  // returned by writes; see FailWrites
-	failRead string // files whose reads fail with EIO; see FailReads
-	last *memWrite // most recent write not yet covered by a Sync
+	mu       sync.Mutex
+	root     *memNode
+	fail     error     // returned by writes; see FailWrites
+	failRead string    // files whose reads fail with EIO; see FailReads
+	last     *memWrite // most recent write not yet covered by a Sync
 }
 
 type memNode struct {
