@@ -39,13 +39,13 @@ type Options struct {
 	// reclaimed early, above the second produce is refused.
 	DiskReclaimRatio  float64
 	DiskCriticalRatio float64
-	DiskUsage         DiskUsage     // default: statfs of Dir
+	DiskUsage         DiskUsage // default: statfs of Dir
 	// KeyIndexSlots and KeyIndexEntries size new IndexFiles (defaults
 	// 500,000 slots and 2,000,000 entries per file).
-	KeyIndexSlots   int
-	KeyIndexEntries int
+	KeyIndexSlots     int
+	KeyIndexEntries   int
 	DiskCheckInterval time.Duration // default 1 second
-	ClusterID          string
+	ClusterID         string
 	// TopicDefaults are the broker-level topic config values
 	// (max.message.bytes, message.timestamp.type, ...) a topic falls back to.
 	TopicDefaults map[string]string
