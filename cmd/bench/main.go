@@ -8,6 +8,14 @@
 //	go run ./cmd/bench --volume=16MiB --partitions=1,10  # smoke run, a few seconds
 //	go run ./cmd/bench --targets=kfake --json
 //
+// With latency as its first argument it is instead the flush-policy
+// benchmark: the broker alone under ASYNC_FLUSH and SYNC_FLUSH, with 1, 8
+// and 64 concurrent acks=all producers, reporting throughput and ack
+// latency percentiles (latency.go):
+//
+//	go run ./cmd/bench latency
+//	go run ./cmd/bench latency --producers=1,4 --duration=3s
+//
 // See docs/bench.md for what the figures mean.
 package main
 
@@ -35,6 +43,9 @@ const kfakeServeMode = "kfake-serve"
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == kfakeServeMode {
 		os.Exit(kfakeServe(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == latencyMode {
+		os.Exit(latencyMain(os.Args[2:], os.Stdout, os.Stderr))
 	}
 	os.Exit(benchMain(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -65,7 +76,7 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench: "+err.Error())
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signalContext()
 	defer stop()
 	rep, err := run(ctx, cfg)
 	if rep != nil {
@@ -161,24 +172,35 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if _, err := compressionCodec(cfg.Compression); err != nil {
 		return nil, fmt.Errorf("--compression: %w", err)
 	}
-	switch strings.ToLower(*clientLog) {
-	case "none", "":
-		cfg.ClientLog = kgo.LogLevelNone
-	case "error":
-		cfg.ClientLog = kgo.LogLevelError
-	case "warn":
-		cfg.ClientLog = kgo.LogLevelWarn
-	case "info":
-		cfg.ClientLog = kgo.LogLevelInfo
-	case "debug":
-		cfg.ClientLog = kgo.LogLevelDebug
-	default:
-		return nil, fmt.Errorf("--client-log: unknown level %q", *clientLog)
+	if cfg.ClientLog, err = parseClientLog(*clientLog); err != nil {
+		return nil, fmt.Errorf("--client-log: %w", err)
 	}
 	if cfg.Timeout <= 0 || cfg.StopTimeout <= 0 {
 		return nil, errors.New("--timeout and --stop-timeout must be positive")
 	}
 	return cfg, nil
+}
+
+// signalContext is a context that ends on Ctrl-C or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// parseClientLog parses a --client-log level.
+func parseClientLog(s string) (kgo.LogLevel, error) {
+	switch strings.ToLower(s) {
+	case "none", "":
+		return kgo.LogLevelNone, nil
+	case "error":
+		return kgo.LogLevelError, nil
+	case "warn":
+		return kgo.LogLevelWarn, nil
+	case "info":
+		return kgo.LogLevelInfo, nil
+	case "debug":
+		return kgo.LogLevelDebug, nil
+	}
+	return kgo.LogLevelNone, fmt.Errorf("unknown level %q", s)
 }
 
 // stringList is a repeatable string flag.
