@@ -77,7 +77,7 @@ func (k *keyIndexer) catchUp() error {
 	}
 	k.pos = max(k.pos, k.l.cl.start())
 	var addErr error
-	end, err := k.l.cl.scanTo(k.pos, to, func(e scanned) {
+	end, err := k.l.cl.scanTo(k.pos, to, false, func(e scanned) {
 		if addErr == nil {
 			addErr = k.add(e)
 		}
