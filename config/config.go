@@ -74,6 +74,11 @@ type Config struct {
 	LoggerLevel                 string     // logger.level: debug, info, warn or error
 	MetricsListener             string     // metrics.listener; empty disables /metrics
 	ShutdownTimeoutMs           int64      // shutdown.timeout.ms
+	GroupMinSessionTimeoutMs    int32      // group.min.session.timeout.ms
+	GroupMaxSessionTimeoutMs    int32      // group.max.session.timeout.ms
+	InitialRebalanceDelayMs     int32      // group.initial.rebalance.delay.ms
+	OffsetsRetentionMinutes     int32      // offsets.retention.minutes
+	OffsetsCheckIntervalMs      int64      // offsets.retention.check.interval.ms
 
 	// explicit holds the trimmed value of every key Load found in a flag,
 	// the environment or the file. Entries needs it to tell a value that
@@ -116,6 +121,11 @@ func Default() *Config {
 		LoggerFormat:                "console",
 		LoggerLevel:                 "info",
 		ShutdownTimeoutMs:           30000,
+		GroupMinSessionTimeoutMs:    6000,
+		GroupMaxSessionTimeoutMs:    1800000,
+		InitialRebalanceDelayMs:     3000,
+		OffsetsRetentionMinutes:     10080,
+		OffsetsCheckIntervalMs:      600000,
 	}
 }
 
@@ -154,6 +164,13 @@ func (c *Config) Validate() error {
 			Key:      "log.retention.ms",
 			Value:    strconv.FormatInt(c.LogRetentionMs, 10),
 			Expected: rangeText(-1, math.MaxInt64),
+		}
+	}
+	if c.GroupMinSessionTimeoutMs > c.GroupMaxSessionTimeoutMs {
+		return &ValueError{
+			Key:      "group.min.session.timeout.ms",
+			Value:    strconv.FormatInt(int64(c.GroupMinSessionTimeoutMs), 10),
+			Expected: fmt.Sprintf("at most group.max.session.timeout.ms = %d", c.GroupMaxSessionTimeoutMs),
 		}
 	}
 	if limit := int64(c.MessageMaxBytes) + segmentHeadroom; c.CommitLogSegmentBytes <= limit {

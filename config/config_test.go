@@ -40,6 +40,11 @@ func TestDefault(t *testing.T) {
 		LoggerFormat:                "console",
 		LoggerLevel:                 "info",
 		ShutdownTimeoutMs:           30000,
+		GroupMinSessionTimeoutMs:    6000,
+		GroupMaxSessionTimeoutMs:    1800000,
+		InitialRebalanceDelayMs:     3000,
+		OffsetsRetentionMinutes:     10080,
+		OffsetsCheckIntervalMs:      600000,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %+v\nwant %+v", c, want)
@@ -81,6 +86,7 @@ func TestValidate(t *testing.T) {
 		{"zero replication factor", func(c *Config) { c.DefaultReplicationFactor = 0 }, "default.replication.factor"},
 		{"retention below -1", func(c *Config) { c.LogRetentionMs = -2 }, "log.retention.ms"},
 		{"unknown flush type", func(c *Config) { c.FlushDiskType = "LAZY" }, "flush.disk.type"},
+		{"min session timeout above max", func(c *Config) { c.GroupMinSessionTimeoutMs = 2000000 }, "group.min.session.timeout.ms"},
 		{"unknown timestamp type", func(c *Config) { c.MessageTimestampType = "createtime" }, "log.message.timestamp.type"},
 		{"unknown cleanup policy", func(c *Config) { c.LogCleanupPolicy = "delete,keep" }, "log.cleanup.policy"},
 		{"unknown logger format", func(c *Config) { c.LoggerFormat = "text" }, "logger.format"},

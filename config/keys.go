@@ -138,6 +138,11 @@ var keys = []key{
 		check: checkMetricsListener,
 	},
 	intKey("shutdown.timeout.ms", "LONG", "How long a graceful shutdown may take before connections are closed, in milliseconds.", func(c *Config) *int64 { return &c.ShutdownTimeoutMs }, 0, math.MaxInt64),
+	intKey("group.min.session.timeout.ms", "INT", "Shortest session timeout a consumer group member may ask for, in milliseconds.", func(c *Config) *int32 { return &c.GroupMinSessionTimeoutMs }, 0, math.MaxInt32),
+	intKey("group.max.session.timeout.ms", "INT", "Longest session timeout a consumer group member may ask for, in milliseconds.", func(c *Config) *int32 { return &c.GroupMaxSessionTimeoutMs }, 0, math.MaxInt32),
+	intKey("group.initial.rebalance.delay.ms", "INT", "How long the first rebalance of an empty consumer group waits for more members to join (longer while they keep joining, up to the rebalance timeout), in milliseconds.", func(c *Config) *int32 { return &c.InitialRebalanceDelayMs }, 0, math.MaxInt32),
+	intKey("offsets.retention.minutes", "INT", "How long the committed offsets of a group without members are kept after it became empty (after the commit for groups never joined since the broker started), in minutes.", func(c *Config) *int32 { return &c.OffsetsRetentionMinutes }, 1, math.MaxInt32),
+	intKey("offsets.retention.check.interval.ms", "LONG", "How often committed offsets are checked for expiry, empty groups without offsets removed and the offsets topic rewritten to its live content, in milliseconds.", func(c *Config) *int64 { return &c.OffsetsCheckIntervalMs }, 1, math.MaxInt64),
 }
 
 func knownKey(name string) bool {

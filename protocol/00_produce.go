@@ -7,6 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/rocketkafka/broker/group"
 	"github.com/rocketkafka/broker/log"
 	"github.com/rocketkafka/broker/netpoll"
 	"github.com/rocketkafka/broker/record"
@@ -14,7 +15,9 @@ import (
 
 // Produce (key 0), v3-v13: v3 is the first version whose records are
 // magic-2 batches; v13 names topics by ID. Each partition's records must be
-// exactly one batch, as Apache Kafka requires of v3+.
+// exactly one batch, as Apache Kafka requires of v3+. Clients may not
+// write to the group coordinator's __consumer_offsets
+// (INVALID_TOPIC_EXCEPTION, as Kafka answers for internal topics).
 func init() { register(api{key: 0, min: 3, max: 13, serve: serveProduce}) }
 
 func serveProduce(h *Handler, ctx context.Context, r *request) (*netpoll.Response, error) {
@@ -72,6 +75,10 @@ func (h *Handler) produce(ctx context.Context, r *request, req *kmsg.ProduceRequ
 				continue
 			case !nameOK:
 				sp.ErrorCode = kerr.UnknownTopicID.Code
+				continue
+			case name == group.OffsetsTopic:
+				sp.ErrorCode = kerr.InvalidTopicException.Code
+				sp.ErrorMessage = kmsg.StringPtr("Cannot append to internal topic " + name)
 				continue
 			}
 			p, err := h.store.Partition(name, rp.Partition)

@@ -6,6 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/rocketkafka/broker/group"
 	"github.com/rocketkafka/broker/log"
 )
 
@@ -21,6 +22,8 @@ import (
 // allowed before v4); invalid names get INVALID_TOPIC_EXCEPTION, other
 // unknown names UNKNOWN_TOPIC_OR_PARTITION, unknown IDs UNKNOWN_TOPIC_ID.
 // Authorized operations are reported when asked for (no authorizer: all).
+// The group coordinator's __consumer_offsets is marked internal; like any
+// topic it is listed when asked for by name or when all are.
 //
 // Deviations: Kafka creates auto-created topics asynchronously and answers
 // LEADER_NOT_AVAILABLE until they exist; we create them synchronously and
@@ -112,6 +115,7 @@ func (h *Handler) topicMetadata(req *kmsg.MetadataRequest, t log.Topic) kmsg.Met
 	mt := kmsg.NewMetadataResponseTopic()
 	mt.Topic = kmsg.StringPtr(t.Name)
 	mt.TopicID = t.ID
+	mt.IsInternal = t.Name == group.OffsetsTopic
 	if req.IncludeTopicAuthorizedOperations {
 		mt.AuthorizedOperations = topicOperations
 	}

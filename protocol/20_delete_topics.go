@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/rocketkafka/broker/group"
 	"github.com/rocketkafka/broker/log"
 )
 
@@ -18,7 +19,10 @@ import (
 // and an unknown ID UNKNOWN_TOPIC_ID; an entry with both a name and an ID,
 // or neither, a name or ID given twice, or a name for a topic also given by
 // its ID gets INVALID_REQUEST. Answers carry the name and (v6) the ID of
-// what was deleted. TimeoutMillis is moot: deletion is synchronous.
+// what was deleted. TimeoutMillis is moot: deletion is synchronous. The
+// group coordinator's __consumer_offsets cannot be deleted
+// (INVALID_TOPIC_EXCEPTION); deleting a topic deletes the offsets groups
+// committed for it.
 //
 // Deviation: Kafka has delete.topic.enable; deletion is always enabled.
 
@@ -87,12 +91,16 @@ func serveDeleteTopics(h *Handler, _ context.Context, _ *request, req *kmsg.Dele
 			answer(e.name, t.ID, newAPIError(kerr.InvalidRequest, "The provided topic name maps to an ID that was already supplied."))
 			continue
 		}
+		if name == group.OffsetsTopic {
+			answer(e.name, t.ID, internalTopicError())
+			continue
+		}
 		t, err := h.store.DeleteTopic(name)
 		if err != nil {
 			answer(e.name, log.TopicID{}, deleteError(err))
 			continue
 		}
-		h.logger.Info("deleted topic", zap.String("topic", t.Name), zap.Stringer("id", t.ID))
+		h.deleted(t)
 		answer(e.name, t.ID, nil)
 	}
 	return resp, nil
@@ -108,6 +116,10 @@ func (h *Handler) deleteTopicByID(id log.TopicID, n int, answer func(*string, lo
 	t, ok := h.store.TopicByID(id)
 	if !ok {
 		answer(nil, id, &apiError{code: kerr.UnknownTopicID.Code})
+		return
+	}
+	if t.Name == group.OffsetsTopic {
+		answer(kmsg.StringPtr(t.Name), id, internalTopicError())
 		return
 	}
 	deleted, err := h.store.DeleteTopic(t.Name)
@@ -126,8 +138,20 @@ func (h *Handler) deleteTopicByID(id log.TopicID, n int, answer func(*string, lo
 		h.logger.Warn("delete by topic ID removed a topic re-created under the same name",
 			zap.String("topic", t.Name), zap.Stringer("requested_id", id), zap.Stringer("deleted_id", deleted.ID))
 	}
-	h.logger.Info("deleted topic", zap.String("topic", deleted.Name), zap.Stringer("id", deleted.ID))
+	h.deleted(deleted)
 	answer(kmsg.StringPtr(deleted.Name), id, nil)
+}
+
+// deleted logs a deleted topic and drops the offsets committed for it.
+func (h *Handler) deleted(t log.Topic) {
+	h.logger.Info("deleted topic", zap.String("topic", t.Name), zap.Stringer("id", t.ID))
+	if h.groups != nil {
+		h.groups.TopicDeleted(t.Name)
+	}
+}
+
+func internalTopicError() *apiError {
+	return newAPIError(kerr.InvalidTopicException, "Topic %s is an internal topic and cannot be deleted.", group.OffsetsTopic)
 }
 
 func deleteError(err error) *apiError {

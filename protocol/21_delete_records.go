@@ -3,7 +3,10 @@ package protocol
 import (
 	"context"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/rocketkafka/broker/group"
 )
 
 // DeleteRecords: v0-v2.
@@ -13,7 +16,9 @@ import (
 // watermark. An offset above the high watermark gets OFFSET_OUT_OF_RANGE;
 // one below the current start changes nothing. The CommitLog files the
 // deleted records occupied are freed by the next retention pass, once no
-// partition's live data remains in them.
+// partition's live data remains in them. The internal __consumer_offsets
+// topic is refused (INVALID_TOPIC_EXCEPTION): the group coordinator trims
+// it itself.
 
 func init() {
 	register(api{key: 21, min: 0, max: 2, serve: typed(serveDeleteRecords)})
@@ -27,6 +32,12 @@ func serveDeleteRecords(h *Handler, _ context.Context, _ *request, req *kmsg.Del
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition, sp.LowWatermark = rp.Partition, -1
+			if rt.Topic == group.OffsetsTopic {
+				// Deleting from it would silently drop committed offsets.
+				sp.ErrorCode = kerr.InvalidTopicException.Code
+				st.Partitions = append(st.Partitions, sp)
+				continue
+			}
 			p, err := h.store.Partition(rt.Topic, rp.Partition)
 			if err == nil {
 				sp.LowWatermark, err = p.DeleteRecords(rp.Offset)

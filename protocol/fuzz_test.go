@@ -22,7 +22,7 @@ func FuzzRequest(f *testing.F) {
 		fetchReq(4, "fuzz", log.TopicID{}, 0, 0, 1, 1<<20),
 		fetchReq(18, "", log.TopicID{1}, 0, 0, 1, 1<<20),
 	}
-	for _, key := range []int16{2, 3, 18, 19, 20, 22, 32, 37, 60} {
+	for _, key := range []int16{2, 3, 8, 9, 11, 12, 13, 14, 15, 16, 18, 19, 20, 22, 32, 37, 42, 47, 60} {
 		req := kmsg.RequestForKey(key)
 		req.SetVersion(req.MaxVersion())
 		seeds = append(seeds, req)
@@ -33,7 +33,7 @@ func FuzzRequest(f *testing.F) {
 		}
 		f.Add(requestFrame(req, 1, "fuzz"))
 	}
-	h, store := newTestHandler(f)
+	h, store := newGroupHandler(f)
 	if _, err := store.CreateTopic("fuzz", 2, nil); err != nil {
 		f.Fatal(err)
 	}

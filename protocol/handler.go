@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
+	"github.com/rocketkafka/broker/group"
 	"github.com/rocketkafka/broker/log"
 	"github.com/rocketkafka/broker/netpoll"
 )
@@ -70,15 +71,30 @@ type Handler struct {
 	cfg    Config
 	store  *log.Log
 	logger *zap.Logger
+	groups *group.Coordinator // nil: the group APIs are not served
 
 	requests         atomic.Uint64
 	fetchBytesCopied atomic.Uint64
 	fetchBytesFile   atomic.Uint64
 }
 
+// Option configures a Handler beyond its Config.
+type Option func(*Handler)
+
+// WithGroups serves the group APIs (JoinGroup, OffsetCommit, ...) with
+// coordinator c. Without it, a request for one of them closes the
+// connection as an unsupported API does; ApiVersions still lists them.
+func WithGroups(c *group.Coordinator) Option {
+	return func(h *Handler) { h.groups = c }
+}
+
 // New returns a Handler serving store.
-func New(cfg Config, store *log.Log, logger *zap.Logger) *Handler {
-	return &Handler{cfg: cfg, store: store, logger: logger}
+func New(cfg Config, store *log.Log, logger *zap.Logger, opts ...Option) *Handler {
+	h := &Handler{cfg: cfg, store: store, logger: logger}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
 }
 
 // Stats returns the protocol counters.
@@ -102,6 +118,7 @@ type serveFunc func(h *Handler, ctx context.Context, r *request) (*netpoll.Respo
 type api struct {
 	key      int16
 	min, max int16
+	groups   bool // needs the group coordinator
 	serve    serveFunc
 }
 
@@ -165,7 +182,7 @@ func (h *Handler) Serve(ctx context.Context, c *netpoll.Conn, frame []byte) (*ne
 	}
 	r.conn = c
 	a, ok := apis[r.key]
-	if !ok {
+	if !ok || (a.groups && h.groups == nil) {
 		return nil, fmt.Errorf("%w: key %d", ErrUnsupported, r.key)
 	}
 	if r.version < a.min || r.version > a.max {

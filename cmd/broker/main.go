@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/rocketkafka/broker/config"
+	"github.com/rocketkafka/broker/group"
 	"github.com/rocketkafka/broker/log"
 	"github.com/rocketkafka/broker/netpoll"
 	"github.com/rocketkafka/broker/protocol"
@@ -89,6 +90,19 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if err != nil {
 		return fmt.Errorf("opening the store in %s: %w", cfg.LogDir, err)
 	}
+	groups, err := group.Open(group.Options{
+		Store:                  store,
+		Logger:                 logger.Named("group"),
+		MinSessionTimeout:      time.Duration(cfg.GroupMinSessionTimeoutMs) * time.Millisecond,
+		MaxSessionTimeout:      time.Duration(cfg.GroupMaxSessionTimeoutMs) * time.Millisecond,
+		InitialRebalanceDelay:  time.Duration(cfg.InitialRebalanceDelayMs) * time.Millisecond,
+		OffsetsRetention:       time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute,
+		RetentionCheckInterval: time.Duration(cfg.OffsetsCheckIntervalMs) * time.Millisecond,
+	})
+	if err != nil {
+		store.Close()
+		return fmt.Errorf("starting the group coordinator: %w", err)
+	}
 	listen := cfg.Listeners[0]
 	advertised := cfg.AdvertisedListeners[0]
 	var brokerConfigs []protocol.ConfigEntry
@@ -117,13 +131,14 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		Logger:         logger.Named("net"),
 	}, &handler)
 	if err != nil {
+		groups.Close()
 		store.Close()
 		return err
 	}
 	if pcfg.AdvertisedPort == 0 {
 		pcfg.AdvertisedPort = int32(srv.Addr().(*net.TCPAddr).Port)
 	}
-	handler.Handler = protocol.New(pcfg, store, logger.Named("protocol"))
+	handler.Handler = protocol.New(pcfg, store, logger.Named("protocol"), protocol.WithGroups(groups))
 	logger.Info("broker listening",
 		zap.String("addr", srv.Addr().String()),
 		zap.String("advertised", net.JoinHostPort(pcfg.AdvertisedHost, strconv.Itoa(int(pcfg.AdvertisedPort)))),
@@ -133,6 +148,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if cfg.MetricsListener != "" {
 		if metrics, err = startMetrics(cfg.MetricsListener, srv, handler.Handler, store, logger); err != nil {
 			srv.Shutdown(context.Background())
+			groups.Close()
 			store.Close()
 			return err
 		}
@@ -154,6 +170,9 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	if metrics != nil {
 		errs = append(errs, metrics.Shutdown(ctx))
 	}
+	// After the server: no request is in the coordinator any more, and
+	// before the store, which the coordinator writes to.
+	groups.Close()
 	errs = append(errs, store.Close())
 	if err := errors.Join(errs...); err != nil {
 		return err
