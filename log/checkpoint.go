@@ -4,9 +4,6 @@ import (
 	"errors"
 	"maps"
 	"slices"
-	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/rocketkafka/broker/segment"
 )
@@ -78,24 +75,6 @@ func (p *Partition) copyProducers() partitionProducers {
 		out.Producers[id] = &producerState{Epoch: s.Epoch, Batches: slices.Clone(s.Batches)}
 	}
 	return out
-}
-
-// runCheckpoints writes a checkpoint every interval until stop is closed,
-// bounding how much of the CommitLog a crash makes recovery scan.
-func (l *Log) runCheckpoints(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			if err := l.writeCheckpoint(false); err != nil {
-				l.logger.Error("checkpoint failed; recovery after a crash will scan from the previous one", zap.Error(err))
-			}
-		}
-	}
 }
 
 // applyProducers installs the producer state of a checkpoint.

@@ -3,7 +3,6 @@ package log
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -127,21 +126,4 @@ func (p *Partition) moveStartPast(pos int64) (bool, error) {
 		}
 	}
 	return p.advanceStartLocked(target)
-}
-
-// runDiskChecks checks disk usage every interval until stop is closed.
-func (l *Log) runDiskChecks(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			if err := l.checkDisk(); err != nil {
-				l.logger.Error("disk usage check failed", zap.Error(err))
-			}
-		}
-	}
 }

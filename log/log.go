@@ -71,15 +71,14 @@ type Log struct {
 	// each the checkpoint vouches for.
 	trusted map[string]int64
 
-	stopCheckpoints chan struct{}
-	checkpointsDone chan struct{}
-	diskFull        atomic.Bool
-	stopDiskChecks  chan struct{}
-	diskChecksDone  chan struct{}
+	diskFull atomic.Bool
 
-	startMu       sync.Mutex // serialises writes of the log start offsets file
-	stopRetention chan struct{}
-	retentionDone chan struct{}
+	// Periodic chores (retention, checkpoints, disk checks) run until
+	// stopChores is closed.
+	stopChores chan struct{}
+	chores     sync.WaitGroup
+
+	startMu sync.Mutex // serialises writes of the log start offsets file
 
 	clusterID string
 
@@ -166,12 +165,10 @@ func Open(opts Options) (*Log, error) {
 	}
 	l.flusher = newFlusher(l.cl, l.logger, opts.SyncFlush, opts.FlushInterval, opts.FlushMessages)
 	go l.keys.run()
-	l.stopRetention, l.retentionDone = make(chan struct{}), make(chan struct{})
-	go l.runRetention(opts.RetentionInterval, l.stopRetention, l.retentionDone)
-	l.stopCheckpoints, l.checkpointsDone = make(chan struct{}), make(chan struct{})
-	go l.runCheckpoints(opts.CheckpointInterval, l.stopCheckpoints, l.checkpointsDone)
-	l.stopDiskChecks, l.diskChecksDone = make(chan struct{}), make(chan struct{})
-	go l.runDiskChecks(opts.DiskCheckInterval, l.stopDiskChecks, l.diskChecksDone)
+	l.stopChores = make(chan struct{})
+	l.every(opts.RetentionInterval, "retention pass failed", l.retain)
+	l.every(opts.CheckpointInterval, "checkpoint failed; recovery after a crash will scan from the previous one", func() error { return l.writeCheckpoint(false) })
+	l.every(opts.DiskCheckInterval, "disk usage check failed", l.checkDisk)
 	return l, nil
 }
 
@@ -184,12 +181,8 @@ func (l *Log) Close() error {
 	if l.closed.Swap(true) {
 		return ErrClosed
 	}
-	close(l.stopRetention)
-	<-l.retentionDone
-	close(l.stopCheckpoints)
-	<-l.checkpointsDone
-	close(l.stopDiskChecks)
-	<-l.diskChecksDone
+	close(l.stopChores)
+	l.chores.Wait()
 	l.flusher.close()
 	var errs []error
 	if err := l.writeCheckpoint(true); err != nil {
@@ -432,4 +425,23 @@ func (l *Log) openConsumeQueue(t *topic, i int32) (*index.ConsumeQueue, error) {
 		return index.OpenConsumeQueueAt(l.fs, dir, l.opts.ConsumeQueueEntries, l.trusted[partitionKey(t.id, i)])
 	}
 	return index.OpenConsumeQueue(l.fs, dir, l.opts.ConsumeQueueEntries)
+}
+
+// every runs fn each interval on its own goroutine until Close, logging
+// its failures.
+func (l *Log) every(interval time.Duration, failure string, fn func() error) {
+	l.chores.Go(func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-l.stopChores:
+				return
+			case <-t.C:
+				if err := fn(); err != nil {
+					l.logger.Error(failure, zap.Error(err))
+				}
+			}
+		}
+	})
 }

@@ -3,7 +3,6 @@ package log
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"go.uber.org/zap"
 )
@@ -272,21 +271,4 @@ func (l *Log) removeDeadFiles(parts []*Partition) error {
 		l.logger.Info("deleted CommitLog files that hold nothing live", zap.Int("files", n), zap.Int64("commitlog_start", l.cl.start()))
 	}
 	return nil
-}
-
-// runRetention applies retention every interval until stop is closed.
-func (l *Log) runRetention(interval time.Duration, stop <-chan struct{}, done chan<- struct{}) {
-	defer close(done)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-			if err := l.retain(); err != nil {
-				l.logger.Error("retention pass failed", zap.Error(err))
-			}
-		}
-	}
 }
