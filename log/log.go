@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -61,6 +62,7 @@ type Log struct {
 	cl      *commitLog
 	flusher *flusher
 	keys    *keyIndexer
+	lock    *os.File // flock on the data directory, while open
 	closed  atomic.Bool
 
 	// gate is held shared by appends from their CommitLog write until
@@ -153,6 +155,15 @@ func Open(opts Options) (*Log, error) {
 		return nil, errors.Join(ErrStorage, err)
 	}
 	var err error
+	if l.lock, err = lockDir(l.fs, opts.Dir); err != nil {
+		return nil, err
+	}
+	opened := false
+	defer func() {
+		if !opened && l.lock != nil {
+			l.lock.Close()
+		}
+	}()
 	if l.clusterID, err = loadClusterID(l.fs, opts.Dir, opts.ClusterID); err != nil {
 		return nil, err
 	}
@@ -169,6 +180,7 @@ func Open(opts Options) (*Log, error) {
 	l.every(opts.RetentionInterval, "retention pass failed", l.retain)
 	l.every(opts.CheckpointInterval, "checkpoint failed; recovery after a crash will scan from the previous one", func() error { return l.writeCheckpoint(false) })
 	l.every(opts.DiskCheckInterval, "disk usage check failed", l.checkDisk)
+	opened = true
 	return l, nil
 }
 
@@ -189,6 +201,11 @@ func (l *Log) Close() error {
 		errs = append(errs, err)
 	}
 	errs = append(errs, l.keys.close())
+	defer func() {
+		if l.lock != nil {
+			l.lock.Close() // releases the flock, after everything is closed
+		}
+	}()
 	errs = append(errs, l.closeFiles())
 	return errors.Join(errs...)
 }

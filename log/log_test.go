@@ -477,3 +477,14 @@ func TestDiskFullRefusesAppendsAndKeepsServing(t *testing.T) {
 	}
 	l.Close()
 }
+
+func TestSecondOpenOfADirectoryIsRefused(t *testing.T) {
+	o := Options{Dir: t.TempDir(), FS: segment.OS, KeyIndexSlots: 64, KeyIndexEntries: 256}
+	l := openTest(t, o)
+	if _, err := Open(o); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open of %s: %v, want ErrLocked", o.Dir, err)
+	}
+	l.Close()
+	l = openTest(t, o) // the lock went with Close
+	l.Close()
+}
