@@ -1,6 +1,6 @@
 # The two commands a newcomer needs:
 #   make run    start the broker on localhost:9092 with data under ./data
-#   make test   install what the tests need (kcat) and run every test
+#   make test   install what the tests need (kcat, Python Kafka clients) and run every test
 GO ?= go
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -10,9 +10,12 @@ run:
 	$(GO) run ./cmd/broker
 
 deps:
-	@command -v kcat >/dev/null 2>&1 || { \
-		echo "installing kcat (librdkafka's command-line client) for the integration tests"; \
-		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null; }
+	@missing=""; command -v kcat >/dev/null 2>&1 || missing="$$missing kcat"; \
+	/usr/bin/python3 -c 'import kafka' 2>/dev/null || missing="$$missing python3-kafka"; \
+	/usr/bin/python3 -c 'import confluent_kafka' 2>/dev/null || missing="$$missing python3-confluent-kafka"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing (Kafka clients the integration tests drive)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 check:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
