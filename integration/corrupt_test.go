@@ -207,7 +207,6 @@ func TestIdempotentProducer(t *testing.T) {
 	b.stop(t)
 	b = startBroker(t, dir)
 	cl = newClient(t, b)
-	adm = newAdmin(t, b)
 	expect(cl, "batch D sent again after a restart", batch("D", 5), codeNone, 5)
 	expect(cl, "batch E (sequence 6) after a restart", batch("E", 6, "e0"), codeNone, 6)
 	expect(cl, "batch G (sequence 9, expected 7) after a restart", batch("G", 9, "g0"), codeOutOfOrderSeq, -1)

@@ -109,14 +109,11 @@ func TestProduceFetchEveryVersion(t *testing.T) {
 	for _, threshold := range []int64{0, 1 << 30} { // all sendfile, all copied
 		h, store := newTestHandler(t, func(c *Config) { c.FetchSendfileMinBytes = threshold })
 		topic, _ := store.CreateTopic("events", 1, nil)
-		var batches [][]byte
 		for i, codec := range []record.Codec{record.None, record.Gzip, record.Snappy, record.LZ4, record.Zstd} {
-			b := testBatch(t, 3, 200, codec)
-			p := produce(t, h, store, int16(3+i*2), "events", b)
+			p := produce(t, h, store, int16(3+i*2), "events", testBatch(t, 3, 200, codec))
 			if p.ErrorCode != 0 || p.BaseOffset != int64(3*i) {
 				t.Fatalf("produce %d: code %d base %d", i, p.ErrorCode, p.BaseOffset)
 			}
-			batches = append(batches, b)
 		}
 		for v := int16(4); v <= 18; v++ {
 			resp := fetch(t, h, fetchReq(v, "events", topic.ID, 4, 0, 1, 1<<20))
