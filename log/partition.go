@@ -14,9 +14,12 @@ import (
 	"github.com/rocketkafka/broker/segment"
 )
 
-// maxDecompressedBatch bounds decompression when a timestamp lookup has to
-// look inside a compressed batch.
-const maxDecompressedBatch = 256 << 20
+// maxDecompressedBatch bounds decompression when a timestamp lookup, the
+// key indexer or a key lookup looks inside a compressed batch: a client's
+// batch of at most max.message.bytes must not make the broker allocate
+// without limit. 64 MiB is 64 times Kafka's default max.message.bytes,
+// more than real data compresses; a batch beyond it is reported corrupt.
+const maxDecompressedBatch = 64 << 20
 
 // topicSettings are the topic configs the store itself enforces.
 type topicSettings struct {
