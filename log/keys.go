@@ -179,20 +179,31 @@ func (l *Log) LookupKey(topic string, key []byte, from, to int64, limit int) ([]
 		// A hash collision, or a record retention has removed.
 		if found && bytes.Equal(rec.Key, key) {
 			out = append(out, rec)
+			// The index yields the most recently stored first, not the
+			// newest timestamps: keep every candidate, but never more
+			// than twice the limit in memory.
+			if limit > 0 && len(out) >= 2*limit {
+				out = newestFirst(out)[:limit]
+			}
 		}
 		return true
 	})
 	if err != nil {
 		return nil, errors.Join(ErrStorage, err)
 	}
-	// The index yields the most recently stored first; users read by time.
-	slices.SortStableFunc(out, func(a, b KeyRecord) int {
-		return cmp.Or(cmp.Compare(b.Timestamp, a.Timestamp), cmp.Compare(a.Partition, b.Partition), cmp.Compare(b.Offset, a.Offset))
-	})
+	out = newestFirst(out)
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}
 	return out, readErr
+}
+
+// newestFirst sorts records by timestamp, newest first.
+func newestFirst(recs []KeyRecord) []KeyRecord {
+	slices.SortStableFunc(recs, func(a, b KeyRecord) int {
+		return cmp.Or(cmp.Compare(b.Timestamp, a.Timestamp), cmp.Compare(a.Partition, b.Partition), cmp.Compare(b.Offset, a.Offset))
+	})
+	return recs
 }
 
 // recordAt reads back the record an index entry points at.

@@ -25,6 +25,9 @@ type keyRecordJSON struct {
 	Value     []byte `json:"value"`
 }
 
+// maxLookupLimit bounds how many records one lookup returns.
+const maxLookupLimit = 10000
+
 // keysHandler serves GET /keys?topic=T&key=K[&from=MS][&to=MS][&limit=N]:
 // the records of topic T with key K whose timestamps are in [from, to],
 // newest first, as a JSON array.
@@ -34,8 +37,8 @@ func keysHandler(store *log.Log) http.HandlerFunc {
 		from, err1 := msParam(q, "from", 0)
 		to, err2 := msParam(q, "to", math.MaxInt64)
 		limit, err3 := msParam(q, "limit", 100)
-		if err := errors.Join(err1, err2, err3); err != nil || q.Get("topic") == "" || !q.Has("key") {
-			http.Error(w, "usage: /keys?topic=T&key=K[&from=MS][&to=MS][&limit=N]", http.StatusBadRequest)
+		if err := errors.Join(err1, err2, err3); err != nil || q.Get("topic") == "" || !q.Has("key") || limit < 1 || limit > maxLookupLimit {
+			http.Error(w, fmt.Sprintf("usage: /keys?topic=T&key=K[&from=MS][&to=MS][&limit=N], N from 1 to %d", maxLookupLimit), http.StatusBadRequest)
 			return
 		}
 		recs, err := store.LookupKey(q.Get("topic"), []byte(q.Get("key")), from, to, int(limit))
