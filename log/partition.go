@@ -91,12 +91,6 @@ func (p *Partition) resetOffsetsFromIndex() {
 	}
 }
 
-// Topic is the partition's topic name.
-func (p *Partition) Topic() string { return p.topic.name }
-
-// Index is the partition number.
-func (p *Partition) Index() int32 { return p.index }
-
 // HighWatermark is the offset after the last appended record.
 func (p *Partition) HighWatermark() int64 { return p.end.Load() }
 
