@@ -237,6 +237,8 @@ func (l *Log) WaitDurable(ctx context.Context, end int64) error {
 type Stats struct {
 	CommitLogStart, CommitLogEnd, CommitLogSynced int64
 	Topics, Partitions                            int
+	KeyIndexFiles                                 int
+	KeyIndexEntries                               int64
 }
 
 // Stats reports the store's current positions and sizes.
@@ -247,6 +249,7 @@ func (l *Log) Stats() Stats {
 	for _, t := range l.topics {
 		s.Partitions += len(t.parts)
 	}
+	s.KeyIndexFiles, s.KeyIndexEntries = l.keys.idx.Stats()
 	return s
 }
 

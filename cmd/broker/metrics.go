@@ -41,6 +41,8 @@ func startMetrics(addr string, srv *netpoll.Server, handler *protocol.Handler, s
 			{"broker_commitlog_synced_position", "CommitLog position covered by fsync.", s.CommitLogSynced},
 			{"broker_topics", "Topics.", s.Topics},
 			{"broker_partitions", "Partitions.", s.Partitions},
+			{"broker_key_index_files", "IndexFiles holding record keys.", s.KeyIndexFiles},
+			{"broker_key_index_entries", "Record keys indexed.", s.KeyIndexEntries},
 		} {
 			fmt.Fprintf(w, "# HELP %s %s\n%s %v\n", m.name, m.help, m.name, m.value)
 		}
