@@ -79,6 +79,10 @@ type Config struct {
 	InitialRebalanceDelayMs     int32      // group.initial.rebalance.delay.ms
 	OffsetsRetentionMinutes     int32      // offsets.retention.minutes
 	OffsetsCheckIntervalMs      int64      // offsets.retention.check.interval.ms
+	GroupMaxSize                int32      // group.max.size
+	ConsumerSessionTimeoutMs    int32      // group.consumer.session.timeout.ms
+	ConsumerHeartbeatIntervalMs int32      // group.consumer.heartbeat.interval.ms
+	ConsumerMaxSize             int32      // group.consumer.max.size
 
 	// explicit holds the trimmed value of every key Load found in a flag,
 	// the environment or the file. Entries needs it to tell a value that
@@ -124,6 +128,10 @@ func Default() *Config {
 		GroupMinSessionTimeoutMs:    6000,
 		GroupMaxSessionTimeoutMs:    1800000,
 		InitialRebalanceDelayMs:     3000,
+		GroupMaxSize:                math.MaxInt32,
+		ConsumerSessionTimeoutMs:    45000,
+		ConsumerHeartbeatIntervalMs: 5000,
+		ConsumerMaxSize:             math.MaxInt32,
 		OffsetsRetentionMinutes:     10080,
 		OffsetsCheckIntervalMs:      600000,
 	}
@@ -171,6 +179,13 @@ func (c *Config) Validate() error {
 			Key:      "group.min.session.timeout.ms",
 			Value:    strconv.FormatInt(int64(c.GroupMinSessionTimeoutMs), 10),
 			Expected: fmt.Sprintf("at most group.max.session.timeout.ms = %d", c.GroupMaxSessionTimeoutMs),
+		}
+	}
+	if c.ConsumerHeartbeatIntervalMs >= c.ConsumerSessionTimeoutMs {
+		return &ValueError{
+			Key:      "group.consumer.heartbeat.interval.ms",
+			Value:    strconv.FormatInt(int64(c.ConsumerHeartbeatIntervalMs), 10),
+			Expected: fmt.Sprintf("below group.consumer.session.timeout.ms = %d", c.ConsumerSessionTimeoutMs),
 		}
 	}
 	if limit := int64(c.MessageMaxBytes) + segmentHeadroom; c.CommitLogSegmentBytes <= limit {

@@ -43,6 +43,10 @@ func TestDefault(t *testing.T) {
 		GroupMinSessionTimeoutMs:    6000,
 		GroupMaxSessionTimeoutMs:    1800000,
 		InitialRebalanceDelayMs:     3000,
+		GroupMaxSize:                math.MaxInt32,
+		ConsumerSessionTimeoutMs:    45000,
+		ConsumerHeartbeatIntervalMs: 5000,
+		ConsumerMaxSize:             math.MaxInt32,
 		OffsetsRetentionMinutes:     10080,
 		OffsetsCheckIntervalMs:      600000,
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,16 @@ type Options struct {
 	// OffsetsRetention is offsets.retention.minutes; RetentionCheckInterval
 	// is offsets.retention.check.interval.ms.
 	OffsetsRetention, RetentionCheckInterval time.Duration
+	// MaxSize is group.max.size, the most members a classic group takes.
+	MaxSize int
+
+	// ConsumerSessionTimeout and ConsumerHeartbeatInterval are
+	// group.consumer.session.timeout.ms and
+	// group.consumer.heartbeat.interval.ms, which the coordinator sets
+	// for KIP-848 consumer groups; ConsumerMaxSize is
+	// group.consumer.max.size.
+	ConsumerSessionTimeout, ConsumerHeartbeatInterval time.Duration
+	ConsumerMaxSize                                   int
 
 	Now func() time.Time // nil: time.Now
 }
@@ -66,6 +77,11 @@ func DefaultOptions(store *log.Log) Options {
 		InitialRebalanceDelay:  3 * time.Second,
 		OffsetsRetention:       7 * 24 * time.Hour,
 		RetentionCheckInterval: 10 * time.Minute,
+		MaxSize:                math.MaxInt32,
+
+		ConsumerSessionTimeout:    45 * time.Second,
+		ConsumerHeartbeatInterval: 5 * time.Second,
+		ConsumerMaxSize:           math.MaxInt32,
 	}
 }
 
@@ -94,6 +110,12 @@ func Open(opts Options) (*Coordinator, error) {
 	}
 	if opts.MinSessionTimeout > opts.MaxSessionTimeout {
 		return nil, fmt.Errorf("group: minimum session timeout %v above the maximum %v", opts.MinSessionTimeout, opts.MaxSessionTimeout)
+	}
+	if opts.MaxSize < 1 || opts.ConsumerMaxSize < 1 {
+		return nil, fmt.Errorf("group: maximum group sizes %d and %d must be at least 1", opts.MaxSize, opts.ConsumerMaxSize)
+	}
+	if opts.ConsumerHeartbeatInterval <= 0 || opts.ConsumerHeartbeatInterval >= opts.ConsumerSessionTimeout {
+		return nil, fmt.Errorf("group: consumer heartbeat interval %v must be positive and below the session timeout %v", opts.ConsumerHeartbeatInterval, opts.ConsumerSessionTimeout)
 	}
 	if opts.RetentionCheckInterval <= 0 {
 		return nil, fmt.Errorf("group: offsets retention check interval %v is not positive", opts.RetentionCheckInterval)

@@ -62,6 +62,12 @@ type group struct {
 	// storedMeta is the group's GroupMetadataValue last written to the
 	// log (nil if none is live there), which compaction rewrites as is.
 	storedMeta []byte
+
+	// consumer is set for a consumer group (KIP-848), whose members are
+	// there; members and the rest of the classic state stay empty.
+	// storedConsumer is its snapshot last written to the log.
+	consumer       *consumerGroup
+	storedConsumer []byte
 }
 
 // member is one member of a classic group.
@@ -187,12 +193,16 @@ func (g *group) validateMember(memberID string, instanceID *string) *kerr.Error 
 	return nil
 }
 
-// subscribedTopics is the union of the topics the members subscribe to
-// under the selected protocol, read from the consumer protocol's
+// subscribedTopics is the union of the topics the members subscribe to:
+// those a consumer group's members resolved, or, in a classic group,
+// those under the selected protocol, read from the consumer protocol's
 // subscription (its version 0 prefix, which every version keeps); ok is
-// false when the group is not a consumer group or a subscription does not
-// parse.
+// false when a classic group is not a consumer group or a subscription
+// does not parse.
 func (g *group) subscribedTopics() (topics map[string]bool, ok bool) {
+	if g.consumer != nil {
+		return g.consumer.subscribedTopicNames(g.c.store), true
+	}
 	if g.protocolType != consumerProtocolType {
 		return nil, false
 	}
@@ -244,4 +254,10 @@ func (g *group) unload() {
 	}
 	cancel(&g.joinTimer)
 	cancel(&g.syncTimer)
+	if g.consumer != nil {
+		for _, m := range g.consumer.members {
+			cancel(&m.session)
+			cancel(&m.revocation)
+		}
+	}
 }

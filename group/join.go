@@ -8,6 +8,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
+
+	"github.com/rocketkafka/broker/record"
 )
 
 // Client identifies where a request came from, for member descriptions.
@@ -80,6 +82,12 @@ func (c *Coordinator) JoinGroup(ctx context.Context, req *kmsg.JoinGroupRequest,
 		g.mu.Unlock()
 		return joinError(req.MemberID, kerr.NotCoordinator)
 	}
+	if g.consumer != nil {
+		if err := g.becomeClassicGroup(); err != nil {
+			g.mu.Unlock()
+			return joinError(req.MemberID, err)
+		}
+	}
 	if req.MemberID == "" {
 		g.joinNew(j)
 	} else {
@@ -137,6 +145,30 @@ func (m *member) hasProtocol(name string) bool {
 	return false
 }
 
+// becomeClassicGroup makes g, a consumer group, a classic group again,
+// which Kafka allows while it has no members; its offsets stay.
+func (g *group) becomeClassicGroup() *kerr.Error {
+	if len(g.consumer.members) > 0 {
+		return kerr.InconsistentGroupProtocol
+	}
+	if g.storedConsumer != nil {
+		if err := g.c.write([]record.Record{{Key: consumerGroupKey(g.id)}}); err != nil {
+			return writeError(err)
+		}
+		g.storedConsumer = nil
+	}
+	g.consumer = nil
+	g.protocolType = ""
+	g.c.logger.Info("group is now a classic group", zap.String("group", g.id))
+	return nil
+}
+
+// full reports whether the group has group.max.size members, counting
+// those handed a member id that have not joined with it yet.
+func (g *group) full() bool {
+	return len(g.members)+len(g.pending) >= g.c.opts.MaxSize
+}
+
 // joinNew serves a JoinGroup without a member id.
 func (g *group) joinNew(j *joinRequest) {
 	if !g.supportsProtocols(j.req.ProtocolType, j.req.Protocols) {
@@ -149,7 +181,15 @@ func (g *group) joinNew(j *joinRequest) {
 			g.replaceStatic(j, old, id)
 			return
 		}
+		if g.full() {
+			j.ch <- joinError("", kerr.GroupMaxSizeReached)
+			return
+		}
 		g.addMember(j, id)
+		return
+	}
+	if g.full() {
+		j.ch <- joinError("", kerr.GroupMaxSizeReached)
 		return
 	}
 	id := newMemberID(j.client.ID)
@@ -173,6 +213,7 @@ func (g *group) joinExisting(j *joinRequest) {
 		return
 	}
 	if _, ok := g.pending[id]; ok && j.req.InstanceID == nil {
+		// The member counts already, as pending.
 		g.addMember(j, id)
 		return
 	}

@@ -74,7 +74,19 @@ func (c *Coordinator) OffsetCommit(req *kmsg.OffsetCommitRequest) *kmsg.OffsetCo
 			}
 		}
 	}
-	if err := g.validateCommit(req.MemberID, req.InstanceID, req.Generation); err != nil {
+	var err *kerr.Error
+	if g.consumer != nil {
+		var tps []topicPartition
+		for _, rt := range req.Topics {
+			for _, rp := range rt.Partitions {
+				tps = append(tps, topicPartition{rt.Topic, rp.Partition})
+			}
+		}
+		err = g.validateConsumerCommit(req.MemberID, req.Generation, req.Version, tps)
+	} else {
+		err = g.validateCommit(req.MemberID, req.InstanceID, req.Generation)
+	}
+	if err != nil {
 		setAll(err)
 		return resp
 	}
@@ -167,17 +179,25 @@ func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest) *kmsg.OffsetFetc
 		sg.Group = rg.Group
 		if rg.Group == "" {
 			sg.ErrorCode = kerr.InvalidGroupID.Code
+		} else if topics, err := c.fetchOffsets(rg); err != nil {
+			sg.ErrorCode = err.Code
 		} else {
-			sg.Topics = c.fetchOffsets(rg)
+			sg.Topics = topics
 		}
 		resp.Groups = append(resp.Groups, sg)
 	}
 	return resp
 }
 
-func (c *Coordinator) fetchOffsets(rg kmsg.OffsetFetchRequestGroup) []kmsg.OffsetFetchResponseGroupTopic {
+func (c *Coordinator) fetchOffsets(rg kmsg.OffsetFetchRequestGroup) ([]kmsg.OffsetFetchResponseGroupTopic, *kerr.Error) {
 	offsets := map[topicPartition]offset{}
 	if g := c.lockGroup(rg.Group, false); g != nil {
+		if g.consumer != nil {
+			if err := g.validateConsumerFetch(rg.MemberID, rg.MemberEpoch); err != nil {
+				g.mu.Unlock()
+				return nil, err
+			}
+		}
 		for tp, o := range g.offsets {
 			offsets[tp] = o
 		}
@@ -224,7 +244,7 @@ func (c *Coordinator) fetchOffsets(rg kmsg.OffsetFetchRequestGroup) []kmsg.Offse
 			}
 			out = append(out, st)
 		}
-		return out
+		return out, nil
 	}
 	for _, rt := range rg.Topics {
 		st := kmsg.NewOffsetFetchResponseGroupTopic()
@@ -235,7 +255,7 @@ func (c *Coordinator) fetchOffsets(rg kmsg.OffsetFetchRequestGroup) []kmsg.Offse
 		}
 		out = append(out, st)
 	}
-	return out
+	return out, nil
 }
 
 // OffsetDelete serves OffsetDelete v0: the offsets of an Empty group, or
@@ -389,8 +409,8 @@ func (g *group) expire(now time.Time) {
 		}
 	}
 	if g.state == empty && len(g.offsets) == 0 && len(g.pending) == 0 {
-		if g.storedMeta != nil {
-			if err := g.c.write([]record.Record{{Key: groupKey(g.id)}}); err != nil {
+		if recs := g.tombstones(); len(recs) > 0 {
+			if err := g.c.write(recs); err != nil {
 				g.c.logger.Warn("writing the tombstone of an empty group failed", zap.String("group", g.id), zap.Error(err))
 				return
 			}
@@ -398,6 +418,18 @@ func (g *group) expire(now time.Time) {
 		g.c.logger.Info("removing empty group", zap.String("group", g.id))
 		g.c.removeGroup(g)
 	}
+}
+
+// tombstones delete g's stored membership, classic or consumer.
+func (g *group) tombstones() []record.Record {
+	var recs []record.Record
+	if g.storedMeta != nil {
+		recs = append(recs, groupTombstone(g.id)...)
+	}
+	if g.storedConsumer != nil {
+		recs = append(recs, record.Record{Key: consumerGroupKey(g.id)})
+	}
+	return recs
 }
 
 // DeleteGroups serves DeleteGroups v0-v2: an Empty group is removed with
@@ -428,12 +460,9 @@ func (c *Coordinator) deleteGroup(id string) *kerr.Error {
 	if g.state != empty {
 		return kerr.NonEmptyGroup
 	}
-	recs := make([]record.Record, 0, len(g.offsets)+1)
+	recs := g.tombstones()
 	for tp := range g.offsets {
 		recs = append(recs, commitRecord(g.id, tp, nil))
-	}
-	if g.storedMeta != nil {
-		recs = append(recs, record.Record{Key: groupKey(g.id)})
 	}
 	if len(recs) > 0 {
 		if err := c.write(recs); err != nil {
@@ -450,22 +479,26 @@ func (c *Coordinator) deleteGroup(id string) *kerr.Error {
 	return nil
 }
 
-// ListGroups serves ListGroups v0-v5. Every group is classic; the states
-// and types filters match case-insensitively, as in Kafka.
+// ListGroups serves ListGroups v0-v5: classic groups, and consumer
+// groups (type "consumer", with their own state names); the states and
+// types filters match case-insensitively, as in Kafka.
 func (c *Coordinator) ListGroups(req *kmsg.ListGroupsRequest) *kmsg.ListGroupsResponse {
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
-	if len(req.TypesFilter) > 0 && !slices.ContainsFunc(req.TypesFilter, func(t string) bool { return strings.EqualFold(t, "classic") }) {
-		return resp
+	matches := func(filter []string, v string) bool {
+		return len(filter) == 0 || slices.ContainsFunc(filter, func(f string) bool { return strings.EqualFold(f, v) })
 	}
 	for _, g := range c.snapshot() {
 		g.mu.Lock()
-		st, protocolType := g.state, g.protocolType
+		st, stateName, protocolType, groupType := g.state, g.state.String(), g.protocolType, "classic"
+		if g.consumer != nil {
+			stateName, groupType = g.consumer.stateName(), consumerProtocolType
+		}
 		g.mu.Unlock()
-		if st == dead || (len(req.StatesFilter) > 0 && !slices.ContainsFunc(req.StatesFilter, func(s string) bool { return strings.EqualFold(s, st.String()) })) {
+		if st == dead || !matches(req.StatesFilter, stateName) || !matches(req.TypesFilter, groupType) {
 			continue
 		}
 		lg := kmsg.NewListGroupsResponseGroup()
-		lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = g.id, protocolType, st.String(), "classic"
+		lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = g.id, protocolType, stateName, groupType
 		resp.Groups = append(resp.Groups, lg)
 	}
 	return resp
@@ -473,7 +506,8 @@ func (c *Coordinator) ListGroups(req *kmsg.ListGroupsRequest) *kmsg.ListGroupsRe
 
 // DescribeGroups serves DescribeGroups v0-v6. Member metadata and
 // assignments are shown only when the group is Stable, as in Kafka. A
-// group that does not exist is Dead, and from v6 also GROUP_ID_NOT_FOUND.
+// group that does not exist, or is a consumer group (ConsumerGroupDescribe
+// describes those), is Dead, and from v6 also GROUP_ID_NOT_FOUND.
 func (c *Coordinator) DescribeGroups(req *kmsg.DescribeGroupsRequest) *kmsg.DescribeGroupsResponse {
 	resp := req.ResponseKind().(*kmsg.DescribeGroupsResponse)
 	for _, id := range req.Groups {
@@ -484,14 +518,21 @@ func (c *Coordinator) DescribeGroups(req *kmsg.DescribeGroupsRequest) *kmsg.Desc
 			resp.Groups = append(resp.Groups, dg)
 			continue
 		}
-		if g := c.lockGroup(id, false); g != nil {
+		g := c.lockGroup(id, false)
+		switch {
+		case g != nil && g.consumer == nil:
 			g.describe(&dg)
 			g.mu.Unlock()
-		} else {
+		default:
+			msg := fmt.Sprintf("Group %s not found.", id)
+			if g != nil {
+				g.mu.Unlock()
+				msg = fmt.Sprintf("Group %s is not a classic group.", id)
+			}
 			dg.State = dead.String()
 			if req.Version >= 6 {
 				dg.ErrorCode = kerr.GroupIDNotFound.Code
-				dg.ErrorMessage = kmsg.StringPtr(fmt.Sprintf("Group %s not found.", id))
+				dg.ErrorMessage = kmsg.StringPtr(msg)
 			}
 		}
 		resp.Groups = append(resp.Groups, dg)

@@ -198,7 +198,13 @@ func (c *Coordinator) replay() (int, error) {
 		if g.storedMeta != nil {
 			g.restore()
 		}
-		if len(g.offsets) == 0 && g.storedMeta == nil {
+		if g.storedConsumer != nil {
+			if err := g.restoreConsumer(); err != nil {
+				c.logger.Error("ignoring an unreadable consumer group snapshot", zap.String("group", id), zap.Error(err))
+				g.storedConsumer = nil
+			}
+		}
+		if len(g.offsets) == 0 && g.storedMeta == nil && g.storedConsumer == nil {
 			delete(c.groups, id)
 		}
 	}
@@ -231,6 +237,8 @@ func (c *Coordinator) replayBatch(batch []byte, n *int) (int64, error) {
 			c.replayOffset(r, h.BaseOffset+int64(r.OffsetDelta))
 		case groupKeyVersion:
 			c.replayGroup(r, h.BaseOffset+int64(r.OffsetDelta))
+		case consumerGroupKeyVersion:
+			c.replayConsumerGroup(r, h.BaseOffset+int64(r.OffsetDelta))
 		default:
 			c.logger.Warn("skipping a record of unknown key version", zap.String("topic", OffsetsTopic),
 				zap.Int64("offset", h.BaseOffset+int64(r.OffsetDelta)), zap.Uint16("version", binary.BigEndian.Uint16(r.Key)))
@@ -377,6 +385,9 @@ func (c *Coordinator) compact() {
 		if g.storedMeta != nil {
 			live++
 		}
+		if g.storedConsumer != nil {
+			live++
+		}
 		g.mu.Unlock()
 	}
 	if cut-p.LogStartOffset() <= int64(live) {
@@ -404,9 +415,12 @@ func (g *group) rewrite() error {
 	if g.state == dead {
 		return nil
 	}
-	recs := make([]record.Record, 0, min(len(g.offsets)+1, rewriteBatchRecords))
+	recs := make([]record.Record, 0, min(len(g.offsets)+2, rewriteBatchRecords))
 	if g.storedMeta != nil {
 		recs = append(recs, record.Record{Key: groupKey(g.id), Value: g.storedMeta})
+	}
+	if g.storedConsumer != nil {
+		recs = append(recs, record.Record{Key: consumerGroupKey(g.id), Value: g.storedConsumer})
 	}
 	for tp, o := range g.offsets {
 		recs = append(recs, commitRecord(g.id, tp, &o))

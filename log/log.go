@@ -84,6 +84,10 @@ type Log struct {
 
 	clusterID string
 
+	// catalogVersion changes whenever topics are created, grown or
+	// deleted, so callers can cache what they derive from Topics.
+	catalogVersion atomic.Uint64
+
 	mu              sync.RWMutex // guards the catalogue below
 	topics          map[string]*topic
 	byID            map[TopicID]*topic
@@ -265,6 +269,10 @@ func (l *Log) Topics() []Topic {
 	return out
 }
 
+// CatalogVersion changes (grows) whenever a topic is created, grown or
+// deleted.
+func (l *Log) CatalogVersion() uint64 { return l.catalogVersion.Load() }
+
 // Topic describes one topic by name.
 func (l *Log) Topic(name string) (Topic, bool) {
 	l.mu.RLock()
@@ -427,7 +435,11 @@ func (l *Log) InitProducerID() (int64, int16, error) {
 	return id, 0, nil
 }
 
+// saveMetadataLocked writes the catalogue after a change to it; the
+// catalogue version moves even if the write fails and the change is
+// undone, as a spurious change only costs a cache refresh.
 func (l *Log) saveMetadataLocked() error {
+	l.catalogVersion.Add(1)
 	md := metadata{ProducerIDLimit: l.producerIDLimit}
 	for _, t := range l.topics {
 		md.Topics = append(md.Topics, topicMeta{Name: t.name, ID: t.id.String(), Partitions: int32(len(t.parts)), Configs: t.configs})

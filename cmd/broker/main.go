@@ -98,6 +98,11 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		InitialRebalanceDelay:  time.Duration(cfg.InitialRebalanceDelayMs) * time.Millisecond,
 		OffsetsRetention:       time.Duration(cfg.OffsetsRetentionMinutes) * time.Minute,
 		RetentionCheckInterval: time.Duration(cfg.OffsetsCheckIntervalMs) * time.Millisecond,
+		MaxSize:                int(cfg.GroupMaxSize),
+
+		ConsumerSessionTimeout:    time.Duration(cfg.ConsumerSessionTimeoutMs) * time.Millisecond,
+		ConsumerHeartbeatInterval: time.Duration(cfg.ConsumerHeartbeatIntervalMs) * time.Millisecond,
+		ConsumerMaxSize:           int(cfg.ConsumerMaxSize),
 	})
 	if err != nil {
 		store.Close()
