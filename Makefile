@@ -4,7 +4,7 @@
 GO ?= go
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test deps check bench fuzz franz-go-suite
+.PHONY: run test deps check bench fuzz franz-go-suite franz-go-groups
 
 run:
 	$(GO) run ./cmd/broker
@@ -23,14 +23,21 @@ check:
 
 test: deps check
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) franz-go-groups
 	$(MAKE) franz-go-suite
 
-# franz-go's own kgo integration tests against a fresh broker. Skipped:
-# TestTxnEtl, because transactions are not served yet (docs/compatibility.md);
-# share-group, SCRAM and KIP-848 tests skip themselves for what the broker
-# does not advertise.
+# The group part of franz-go's suite (classic and KIP-848 groups), which
+# fails if any of its tests or subtests skips.
+FRANZ_GO_GROUP_TESTS := TestGroupSimple|TestGroupETL|TestIssue523|TestUnknownGroupOffsetFetchPinned|TestIssue1034|Test848RegexBrokerResolves
+franz-go-groups:
+	bash scripts/franz-go-suite.sh --no-skip -run '^($(FRANZ_GO_GROUP_TESTS))$$' -timeout 10m
+
+# The rest of franz-go's own kgo integration tests against a fresh broker.
+# Skipped: TestTxnEtl, because transactions are not served yet
+# (docs/compatibility.md); share-group and SCRAM tests skip themselves for
+# what the broker does not advertise.
 franz-go-suite:
-	bash scripts/franz-go-suite.sh -skip '^TestTxnEtl$$' -timeout 15m
+	bash scripts/franz-go-suite.sh -skip '^(TestTxnEtl|$(FRANZ_GO_GROUP_TESTS))$$' -timeout 15m
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./segment/ ./index/ ./record/ ./log/ ./protocol/ ./netpoll/

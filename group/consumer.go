@@ -168,10 +168,6 @@ func validateHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest) (*regexp.Regexp,
 		if req.SubscribedTopicNames == nil && req.SubscribedTopicRegex == nil {
 			return nil, invalidRequest("Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.")
 		}
-	case req.MemberEpoch == staticLeaveEpoch:
-		if req.InstanceID == nil {
-			return nil, invalidRequest("InstanceId can't be null.")
-		}
 	case req.MemberEpoch < staticLeaveEpoch:
 		return nil, invalidRequest("MemberEpoch is invalid.")
 	}
@@ -273,7 +269,9 @@ func (g *group) becomeConsumerGroup(joining bool) *heartbeatError {
 
 // consumerLeave removes a member that leaves with epoch -1, or keeps the
 // partitions of a static member that leaves with -2 for its instance to
-// take back.
+// take back. The leave of a static member need not repeat its instance
+// id: franz-go leaves with -2 and the member id alone, meaning to leave
+// for now, and a member id names one member anyway.
 func (g *group) consumerLeave(req *kmsg.ConsumerGroupHeartbeatRequest) *heartbeatError {
 	cg := g.consumer
 	m := cg.members[req.MemberID]
@@ -289,7 +287,7 @@ func (g *group) consumerLeave(req *kmsg.ConsumerGroupHeartbeatRequest) *heartbea
 	if m == nil {
 		return &heartbeatError{kerr.UnknownMemberID, fmt.Sprintf("Member %s is not a member of group %s.", req.MemberID, g.id)}
 	}
-	if req.MemberEpoch == staticLeaveEpoch {
+	if req.MemberEpoch == staticLeaveEpoch && m.instanceID != nil {
 		m.left = true
 		g.c.logger.Info("static member left the consumer group for now", zap.String("group", g.id), zap.String("member", m.id), zap.String("instance", *m.instanceID))
 	} else {
@@ -368,11 +366,12 @@ func (g *group) consumerMemberFor(req *kmsg.ConsumerGroupHeartbeatRequest) (m *c
 				return nil, false, &heartbeatError{kerr.FencedInstanceID, fmt.Sprintf("Instance id %s is not member %s's.", *req.InstanceID, m.id)}
 			}
 		}
-		if req.MemberEpoch > m.epoch || (req.MemberEpoch < m.epoch &&
+		// A static member that left is at epoch -2 until its instance
+		// rejoins with epoch 0: a heartbeat still in flight is fenced.
+		if m.left || req.MemberEpoch > m.epoch || (req.MemberEpoch < m.epoch &&
 			(req.MemberEpoch != m.previousEpoch || !ownsOnly(req.Topics, m.assigned))) {
 			return nil, false, &heartbeatError{kerr.FencedMemberEpoch, fmt.Sprintf("The consumer group member has an invalid epoch %d; the current epoch is %d.", req.MemberEpoch, m.epoch)}
 		}
-		m.left = false
 		return m, false, nil
 	}
 	if inst := req.InstanceID; inst != nil {
@@ -432,7 +431,7 @@ func (g *group) replaceStaticMember(prev *consumerMember, id string) *consumerMe
 	if m.state == memberUnrevokedPartitions {
 		g.scheduleRevocation(&m)
 	}
-	g.c.logger.Info("static member rejoined the consumer group with a new member id",
+	g.c.logger.Info("static member rejoined with a new member id",
 		zap.String("group", g.id), zap.String("instance", *m.instanceID), zap.String("old_member", prev.id), zap.String("member", id))
 	return &m
 }

@@ -1,6 +1,7 @@
 // Package group is the group coordinator: classic consumer groups (JoinGroup,
 // SyncGroup, Heartbeat, LeaveGroup, the rebalance protocol of Kafka's
-// GroupCoordinator) and committed offsets, for every group, since this
+// GroupCoordinator), KIP-848 consumer groups (ConsumerGroupHeartbeat, with
+// server-side assignors) and committed offsets, for every group, since this
 // single broker coordinates them all.
 //
 // # Groups
@@ -16,6 +17,46 @@
 // The states are Kafka's: Empty, PreparingRebalance, CompletingRebalance,
 // Stable and Dead (a group removed from the map, which callers that still
 // hold it must not use).
+//
+// # Consumer groups (KIP-848)
+//
+// A group whose first member joins with ConsumerGroupHeartbeat is a
+// consumer group (g.consumer set); an empty group changes protocol
+// with its next member, keeping its offsets, while one with members
+// refuses the other protocol. Every change of members or of what they
+// subscribe to (topic names, a regex resolved against the catalogue,
+// re-resolved when CatalogVersion moves) starts a new group epoch, whose
+// target assignment the assignor the members ask for computes at once
+// ("uniform", sticky and balanced, or "range"). Each member then moves to
+// its target as Kafka's CurrentAssignmentBuilder does: partitions it must
+// give up are revoked first, at its current epoch; once a heartbeat shows
+// it no longer owns them it moves to the target epoch and gets the target
+// partitions that no other member still holds (owners), the rest on later
+// heartbeats as they are released. A heartbeat from the previous epoch
+// that owns no more than the member's assignment is accepted (a lost
+// response); anything else stale is FENCED_MEMBER_EPOCH. Sessions
+// (group.consumer.session.timeout.ms) and revocations (the member's
+// rebalance timeout) are timers that remove the member.
+//
+// Offset commits from members are checked against their epoch, or an
+// older one for partitions held since then (KIP-1251); OffsetFetch naming
+// a member must carry its current epoch.
+//
+// Each change is stored before the heartbeat is answered, as one record
+// in __consumer_offsets: key version 0x1848 (a version Kafka does not use)
+// and the group id, laid out as GroupMetadataKey, and a JSON value:
+//
+//	{"version":1, "epoch":E, "assignment_epoch":E, "assignor":"uniform",
+//	 "members":[{"id", "instance_id", "rack_id", "client_id", "client_host",
+//	   "rebalance_timeout_ms", "topic_names", "regex", "server_assignor",
+//	   "epoch", "previous_epoch", "state", "left",
+//	   "assigned":[{"id":"<topic id hex>", "partitions":[...], "epochs":[...]}],
+//	   "revoking":[...], "target":[...]}]}
+//
+// A null value (the group deleted, expired or turned classic) is its
+// tombstone. Open restores the latest snapshot of each group: members at
+// their epochs with their assignments, sessions starting then, so after a
+// restart or kill -9 members carry on with their next heartbeat.
 //
 // # Offsets
 //
@@ -58,8 +99,12 @@
 // timestamp (v1-v4 RetentionTimeMillis) once it has passed. The same check
 // removes Empty groups left with no offsets.
 //
-// Deviations from Kafka: group.max.size is not enforced; the offset
-// metadata limit is Kafka's default offset.metadata.max.bytes (4096) and
-// not configurable; transactional offset commits are not served; KIP-848
-// consumer groups are not served.
+// group.max.size bounds a classic group's members (those handed an id
+// with MEMBER_ID_REQUIRED count) and group.consumer.max.size a consumer
+// group's; a member beyond either gets GROUP_MAX_SIZE_REACHED.
+//
+// Deviations from Kafka: the offset metadata limit is Kafka's default
+// offset.metadata.max.bytes (4096) and not configurable; transactional
+// offset commits are not served; classic and consumer-protocol members do
+// not share a group (no online migration).
 package group

@@ -17,10 +17,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// groupFlags make group tests fast: no initial rebalance delay, and
-// session timeouts short enough that a static member that stopped is
-// dropped within seconds.
-var groupFlags = []string{"--group.initial.rebalance.delay.ms=0", "--group.min.session.timeout.ms=1000"}
+// groupFlags make group tests fast: no initial rebalance delay, session
+// timeouts short enough that a static member that stopped is dropped
+// within seconds, and KIP-848 members told to heartbeat often, since each
+// step of their reconciliation waits for a heartbeat.
+var groupFlags = []string{"--group.initial.rebalance.delay.ms=0", "--group.min.session.timeout.ms=1000",
+	"--group.consumer.heartbeat.interval.ms=250", "--group.consumer.session.timeout.ms=3000"}
 
 // tracker checks what a group of consumers processes: each partition's
 // offsets must come in order, each exactly once, whichever member reads
@@ -171,7 +173,9 @@ func (p *producer) finish() map[int32]int64 {
 
 // TestConsumerGroupsExactlyOnce has consumers join and leave a group
 // while records keep coming; together they must process every record
-// exactly once, in partition order, and commit up to the end.
+// exactly once, in partition order, and commit up to the end. It runs
+// with the classic protocol (eager, cooperative, static members) and with
+// KIP-848 (server-side uniform and range assignors, static members).
 func TestConsumerGroupsExactlyOnce(t *testing.T) {
 	b := startBroker(t, t.TempDir(), groupFlags...)
 	adm := newAdmin(t, b)
@@ -184,6 +188,15 @@ func TestConsumerGroupsExactlyOnce(t *testing.T) {
 		{name: "cooperative", opts: func(int) []kgo.Opt { return nil }},
 		{name: "static", static: true, opts: func(i int) []kgo.Opt {
 			return []kgo.Opt{kgo.InstanceID(fmt.Sprintf("instance-%d", i)), kgo.SessionTimeout(2 * time.Second)}
+		}},
+		{name: "848-uniform", opts: func(int) []kgo.Opt {
+			return []kgo.Opt{kgo.ServerSideBalancer(), kgo.Balancers(kgo.CooperativeStickyBalancer())}
+		}},
+		{name: "848-range", opts: func(int) []kgo.Opt {
+			return []kgo.Opt{kgo.ServerSideBalancer(), kgo.Balancers(kgo.RangeBalancer())}
+		}},
+		{name: "848-static", static: true, opts: func(i int) []kgo.Opt {
+			return []kgo.Opt{kgo.ServerSideBalancer(), kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.InstanceID(fmt.Sprintf("instance-%d", i))}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -245,8 +258,21 @@ func TestConsumerGroupsExactlyOnce(t *testing.T) {
 
 // TestCommittedOffsetsSurviveKill commits, kills the broker with SIGKILL
 // and checks that a consumer of the restarted broker resumes from the
-// last commit the broker acknowledged.
+// last commit the broker acknowledged, in a classic and in a KIP-848
+// group.
 func TestCommittedOffsetsSurviveKill(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []kgo.Opt
+	}{
+		{name: "classic"},
+		{name: "848", opts: []kgo.Opt{kgo.ServerSideBalancer(), kgo.Balancers(kgo.CooperativeStickyBalancer())}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testCommittedOffsetsSurviveKill(t, tc.opts) })
+	}
+}
+
+func testCommittedOffsetsSurviveKill(t *testing.T, groupOpts []kgo.Opt) {
 	dir := t.TempDir()
 	b := startBroker(t, dir, groupFlags...)
 	adm := newAdmin(t, b)
@@ -261,10 +287,11 @@ func TestCommittedOffsetsSurviveKill(t *testing.T) {
 	}
 
 	// The killed broker keeps this member in the group it restores, so
-	// the next consumer's rebalance waits for its short session to end.
-	cl := newClient(t, b, kgo.ConsumerGroup("survivor"), kgo.ConsumeTopics("durable"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(), kgo.FetchMaxWait(100*time.Millisecond),
-		kgo.SessionTimeout(2*time.Second), kgo.HeartbeatInterval(500*time.Millisecond))
+	// the next consumer gets its partitions once its short session ends.
+	opts := append([]kgo.Opt{kgo.ConsumerGroup("survivor"), kgo.ConsumeTopics("durable"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit(), kgo.FetchMaxWait(100 * time.Millisecond),
+		kgo.SessionTimeout(2 * time.Second), kgo.HeartbeatInterval(500 * time.Millisecond)}, groupOpts...)
+	cl := newClient(t, b, opts...)
 	recs := pollN(t, cl, 100, requestTimeout)
 	// Commit through offset 29 of each partition (the next is 30), then
 	// through 41 of partition 0 only: the last acknowledged commit wins.
@@ -296,8 +323,9 @@ func TestCommittedOffsetsSurviveKill(t *testing.T) {
 			t.Errorf("partition %d after the restart: committed %+v, want %d", p, o, want)
 		}
 	}
-	cl = newClient(t, b, kgo.ConsumerGroup("survivor"), kgo.ConsumeTopics("durable"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100*time.Millisecond))
+	opts = append([]kgo.Opt{kgo.ConsumerGroup("survivor"), kgo.ConsumeTopics("durable"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(100 * time.Millisecond)}, groupOpts...)
+	cl = newClient(t, b, opts...)
 	resumed := pollN(t, cl, (50-42)+(50-30), requestTimeout)
 	firstSeen := map[int32]int64{}
 	for _, r := range resumed {

@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Runs franz-go's own kgo integration tests (the franz-go version go.mod
 # requires) against a freshly built broker on a free port with a fresh data
-# directory. Extra arguments go to `go test` (e.g. -run, -skip, -v).
+# directory. Extra arguments go to `go test` (e.g. -run, -skip, -v); with
+# --no-skip first, the run is verbose and fails if any test skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+no_skip=false
+if [ "${1:-}" = --no-skip ]; then
+	no_skip=true
+	shift
+	set -- -v "$@"
+fi
 tmp=$(mktemp -d)
 trap 'kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 go build -o "$tmp/broker" ./cmd/broker
@@ -20,7 +27,11 @@ done
 [ -n "$addr" ] || { echo "broker did not start"; cat "$tmp/broker.log"; exit 1; }
 echo "franz-go kgo suite against the broker at $addr"
 status=0
-KGO_SEEDS="$addr" KGO_TEST_RF=1 go test github.com/twmb/franz-go/pkg/kgo -count=1 "$@" || status=$?
+KGO_SEEDS="$addr" KGO_TEST_RF=1 go test github.com/twmb/franz-go/pkg/kgo -count=1 "$@" | tee "$tmp/test.out" || status=$?
+if $no_skip && grep -- '--- SKIP' "$tmp/test.out"; then
+	echo "tests skipped: every test of this run must run"
+	status=1
+fi
 if [ "$status" -ne 0 ]; then
 	echo "--- broker log (tail)"
 	tail -50 "$tmp/broker.log"
