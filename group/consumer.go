@@ -232,6 +232,9 @@ func (c *Coordinator) ConsumerGroupHeartbeat(req *kmsg.ConsumerGroupHeartbeatReq
 	switch req.MemberEpoch {
 	case leaveEpoch, staticLeaveEpoch:
 		herrOut = g.consumerLeave(req)
+		// Kafka answers a leave with the member id and the epoch it left
+		// with.
+		resp.MemberID, resp.MemberEpoch = kmsg.StringPtr(req.MemberID), req.MemberEpoch
 	default:
 		herrOut = g.consumerHeartbeat(req, re, client, resp)
 	}
@@ -357,14 +360,21 @@ func (g *group) consumerHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest, re *r
 func (g *group) consumerMemberFor(req *kmsg.ConsumerGroupHeartbeatRequest) (m *consumerMember, joined bool, herr *heartbeatError) {
 	cg := g.consumer
 	if req.MemberEpoch != 0 {
+		// As Kafka, a static member is found by its instance id first, so
+		// the old instance of one that rejoined with a new member id is
+		// told it is fenced.
+		if req.InstanceID != nil {
+			id, ok := cg.static[*req.InstanceID]
+			switch {
+			case !ok:
+				return nil, false, &heartbeatError{kerr.UnknownMemberID, fmt.Sprintf("Instance id %s is unknown.", *req.InstanceID)}
+			case id != req.MemberID:
+				return nil, false, &heartbeatError{kerr.FencedInstanceID, fmt.Sprintf("Instance id %s is in use by member %s.", *req.InstanceID, id)}
+			}
+		}
 		m = cg.members[req.MemberID]
 		if m == nil {
 			return nil, false, &heartbeatError{kerr.UnknownMemberID, fmt.Sprintf("Member %s is not a member of group %s.", req.MemberID, g.id)}
-		}
-		if req.InstanceID != nil {
-			if id, ok := cg.static[*req.InstanceID]; !ok || id != m.id {
-				return nil, false, &heartbeatError{kerr.FencedInstanceID, fmt.Sprintf("Instance id %s is not member %s's.", *req.InstanceID, m.id)}
-			}
 		}
 		// A static member that left is at epoch -2 until its instance
 		// rejoins with epoch 0: a heartbeat still in flight is fenced.
@@ -445,7 +455,7 @@ func ownsOnly(owned []kmsg.ConsumerGroupHeartbeatRequestTopic, assigned assignme
 	}
 	for _, t := range owned {
 		for _, p := range t.Partitions {
-			if !slices.Contains(assigned[t.TopicID], p) {
+			if !assigned.has(t.TopicID, p) {
 				return false
 			}
 		}
@@ -461,7 +471,7 @@ func ownsAny(owned []kmsg.ConsumerGroupHeartbeatRequestTopic, ps assignment) boo
 	}
 	for _, t := range owned {
 		for _, p := range t.Partitions {
-			if slices.Contains(ps[t.TopicID], p) {
+			if ps.has(t.TopicID, p) {
 				return true
 			}
 		}
@@ -592,7 +602,7 @@ func (g *group) advance(m *consumerMember, owned []kmsg.ConsumerGroupHeartbeatRe
 	unreleased := false
 	for id, ps := range m.assigned {
 		for _, p := range ps {
-			if slices.Contains(target[id], p) {
+			if target.has(id, p) {
 				keep.add(id, p)
 			} else {
 				revoke.add(id, p)
@@ -601,7 +611,7 @@ func (g *group) advance(m *consumerMember, owned []kmsg.ConsumerGroupHeartbeatRe
 	}
 	for id, ps := range target {
 		for _, p := range ps {
-			if slices.Contains(m.assigned[id], p) {
+			if m.assigned.has(id, p) {
 				continue
 			}
 			tp := topicIDPartition{id, p}
@@ -625,7 +635,7 @@ func (g *group) advance(m *consumerMember, owned []kmsg.ConsumerGroupHeartbeatRe
 		m.assignedAt[tp] = cg.assignmentEpoch
 	}
 	for tp := range m.assignedAt {
-		if !slices.Contains(keep[tp.topic], tp.partition) {
+		if !keep.has(tp.topic, tp.partition) {
 			delete(m.assignedAt, tp)
 		}
 	}
@@ -720,6 +730,12 @@ func (a assignment) add(id log.TopicID, p int32) {
 	if !found {
 		a[id] = slices.Insert(ps, i, p)
 	}
+}
+
+// has reports whether a holds partition p of topic id.
+func (a assignment) has(id log.TopicID, p int32) bool {
+	_, found := slices.BinarySearch(a[id], p)
+	return found
 }
 
 func assignmentsEqual(a, b assignment) bool {

@@ -230,6 +230,11 @@ func (g *group) restoreConsumer() error {
 	g.consumer = cg
 	g.protocolType = consumerProtocolType
 	g.refreshSubscriptions(true)
+	if !cg.targetCovers() {
+		// Topics were created, grown or deleted after the snapshot was
+		// stored: the next heartbeat would not see the catalogue move.
+		g.bumpEpoch("subscribed topics changed since the group was stored")
+	}
 	if len(cg.members) > 0 {
 		g.state = stable
 	}
@@ -240,4 +245,40 @@ func (g *group) restoreConsumer() error {
 		}
 	}
 	return nil
+}
+
+// targetCovers reports whether the target assignment holds every partition
+// of the subscribed topics once and nothing else, as every target the
+// assignors compute does; one that does not was computed before topics
+// were created, grown or deleted.
+func (cg *consumerGroup) targetCovers() bool {
+	covered := map[log.TopicID]map[int32]bool{}
+	for _, a := range cg.target {
+		for id, ps := range a {
+			if covered[id] == nil {
+				covered[id] = map[int32]bool{}
+			}
+			for _, p := range ps {
+				if covered[id][p] {
+					return false
+				}
+				covered[id][p] = true
+			}
+		}
+	}
+	if len(covered) != len(cg.partitions) {
+		return false
+	}
+	for id, n := range cg.partitions {
+		ps := covered[id]
+		if len(ps) != int(n) {
+			return false
+		}
+		for p := range ps {
+			if p < 0 || p >= n {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -22,7 +22,15 @@ func FuzzRequest(f *testing.F) {
 		fetchReq(4, "fuzz", log.TopicID{}, 0, 0, 1, 1<<20),
 		fetchReq(18, "", log.TopicID{1}, 0, 0, 1, 1<<20),
 	}
-	for _, key := range []int16{2, 3, 8, 9, 11, 12, 13, 14, 15, 16, 18, 19, 20, 22, 32, 37, 42, 47, 60} {
+	join := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+	join.Group, join.MemberID, join.RebalanceTimeoutMillis = "g", "m", 1000
+	join.SubscribedTopicNames, join.SubscribedTopicRegex = []string{"fuzz"}, kmsg.StringPtr("f.*")
+	join.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	join.SetVersion(1)
+	describe := kmsg.NewPtrConsumerGroupDescribeRequest()
+	describe.Groups = []string{"g", ""}
+	seeds = append(seeds, join, describe)
+	for _, key := range []int16{2, 3, 8, 9, 11, 12, 13, 14, 15, 16, 18, 19, 20, 22, 32, 37, 42, 47, 60, 68, 69} {
 		req := kmsg.RequestForKey(key)
 		req.SetVersion(req.MaxVersion())
 		seeds = append(seeds, req)
