@@ -68,6 +68,10 @@ type consumerGroup struct {
 	// version it was resolved at.
 	partitions map[log.TopicID]int32
 	catalog    uint64
+
+	// dirty holds the members (and groupRecordID, the group itself)
+	// whose stored records a change has made out of date.
+	dirty map[string]bool
 }
 
 // consumerMember is one member of a consumer group.
@@ -108,6 +112,7 @@ func newConsumerGroup() *consumerGroup {
 		static:  map[string]string{},
 		target:  map[string]assignment{},
 		owners:  map[topicIDPartition]string{},
+		dirty:   map[string]bool{},
 	}
 }
 
@@ -292,6 +297,7 @@ func (g *group) consumerLeave(req *kmsg.ConsumerGroupHeartbeatRequest) *heartbea
 	}
 	if req.MemberEpoch == staticLeaveEpoch && m.instanceID != nil {
 		m.left = true
+		cg.touch(m.id)
 		g.c.logger.Info("static member left the consumer group for now", zap.String("group", g.id), zap.String("member", m.id), zap.String("instance", *m.instanceID))
 	} else {
 		g.removeConsumerMember(m, "left the group")
@@ -301,6 +307,7 @@ func (g *group) consumerLeave(req *kmsg.ConsumerGroupHeartbeatRequest) *heartbea
 
 // consumerHeartbeat serves a join or a heartbeat of a member.
 func (g *group) consumerHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest, re *regexp.Regexp, client Client, resp *kmsg.ConsumerGroupHeartbeatResponse) *heartbeatError {
+	cg := g.consumer
 	m, joined, herr := g.consumerMemberFor(req)
 	if herr != nil {
 		return herr
@@ -349,9 +356,9 @@ func (g *group) consumerHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest, re *r
 		resp.Assignment = heartbeatAssignment(m.assigned)
 	}
 	if dirty {
-		return g.storeConsumerError()
+		cg.touch(m.id)
 	}
-	return nil
+	return g.storeConsumerError()
 }
 
 // consumerMemberFor finds the member a heartbeat is from, or adds it when
@@ -412,6 +419,7 @@ func (g *group) consumerMemberFor(req *kmsg.ConsumerGroupHeartbeatRequest) (m *c
 	if m.instanceID != nil {
 		cg.static[*m.instanceID] = m.id
 	}
+	cg.touch(m.id)
 	if len(cg.members) == 1 {
 		g.transition(stable)
 	}
@@ -431,6 +439,8 @@ func (g *group) replaceStaticMember(prev *consumerMember, id string) *consumerMe
 	delete(cg.members, prev.id)
 	cg.members[id] = &m
 	cg.static[*m.instanceID] = id
+	cg.touch(prev.id)
+	cg.touch(id)
 	cg.target[id] = cg.target[prev.id]
 	delete(cg.target, prev.id)
 	for tp, owner := range cg.owners {
@@ -546,8 +556,15 @@ func (g *group) bumpEpoch(reason string) {
 		})
 	}
 	cg.assignor = cg.selectAssignor()
-	cg.target = assignors[cg.assignor].assign(spec)
+	target := assignors[cg.assignor].assign(spec)
+	for id, a := range target {
+		if !assignmentsEqual(a, cg.target[id]) {
+			cg.touch(id)
+		}
+	}
+	cg.target = target
 	cg.assignmentEpoch = cg.epoch
+	cg.touch(groupRecordID)
 	g.c.logger.Info("computed the consumer group's target assignment", zap.String("group", g.id), zap.Int32("epoch", cg.epoch),
 		zap.String("assignor", cg.assignor), zap.Int("members", len(cg.members)), zap.String("reason", reason))
 }
@@ -700,6 +717,7 @@ func (g *group) removeConsumerMember(m *consumerMember, reason string) {
 	cg.release(m, m.revoking)
 	delete(cg.members, m.id)
 	delete(cg.target, m.id)
+	cg.touch(m.id)
 	if m.instanceID != nil && cg.static[*m.instanceID] == m.id {
 		delete(cg.static, *m.instanceID)
 	}

@@ -15,26 +15,33 @@ import (
 	"github.com/rocketkafka/broker/record"
 )
 
-// consumerGroupKeyVersion marks this broker's own record of a consumer
-// group's state in __consumer_offsets: one snapshot of the whole group,
-// where Kafka writes a record per member and per part of the group. Its
-// key is laid out as GroupMetadataKey's, with a version Kafka does not use,
-// so tools that read Kafka's records skip it.
-const consumerGroupKeyVersion = 0x1848
+// Key versions of this broker's own records of a consumer group in
+// __consumer_offsets, versions Kafka does not use (so tools that read
+// Kafka's records skip them), laid out as Kafka's keys: the version, then
+// int16-length strings. Like Kafka, the group and each of its members are
+// records of their own, so a member's step writes only that member.
+const (
+	consumerGroupKeyVersion  = 0x1848 // the group: epochs and assignor; key: group id
+	consumerMemberKeyVersion = 0x1849 // one member: key: group id, member id
+)
 
-// consumerSnapshotVersion is the version of the JSON snapshot.
-const consumerSnapshotVersion = 1
+// consumerRecordVersion is the version of the records' JSON values.
+const consumerRecordVersion = 1
 
-type consumerSnapshot struct {
-	Version         int              `json:"version"`
-	Epoch           int32            `json:"epoch"`
-	AssignmentEpoch int32            `json:"assignment_epoch"`
-	Assignor        string           `json:"assignor,omitempty"`
-	Members         []memberSnapshot `json:"members"`
+// groupRecordID is the id the group's own record has among its members'
+// in storedConsumer and dirty, which no member id can be: KIP-848 member
+// ids are never empty.
+const groupRecordID = ""
+
+type groupRecord struct {
+	Version         int    `json:"version"`
+	Epoch           int32  `json:"epoch"`
+	AssignmentEpoch int32  `json:"assignment_epoch"`
+	Assignor        string `json:"assignor,omitempty"`
 }
 
-type memberSnapshot struct {
-	ID                 string          `json:"id"`
+type memberRecord struct {
+	Version            int             `json:"version"`
 	InstanceID         *string         `json:"instance_id,omitempty"`
 	RackID             *string         `json:"rack_id,omitempty"`
 	ClientID           string          `json:"client_id"`
@@ -60,17 +67,57 @@ type topicSnapshot struct {
 	Epochs     []int32 `json:"epochs,omitempty"`
 }
 
-func consumerGroupKey(group string) []byte {
-	b := binary.BigEndian.AppendUint16(nil, consumerGroupKeyVersion)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(group)))
-	return append(b, group...)
+// consumerRecordKey is the key of the group's record (member
+// groupRecordID) or of one member's.
+func consumerRecordKey(group, member string) []byte {
+	version := uint16(consumerMemberKeyVersion)
+	if member == groupRecordID {
+		version = consumerGroupKeyVersion
+	}
+	b := binary.BigEndian.AppendUint16(nil, version)
+	b = appendKeyString(b, group)
+	if member != groupRecordID {
+		b = appendKeyString(b, member)
+	}
+	return b
 }
 
-func parseConsumerGroupKey(key []byte) (string, error) {
-	if len(key) < 4 || int(binary.BigEndian.Uint16(key[2:])) != len(key)-4 {
-		return "", fmt.Errorf("group: consumer group key of %d bytes is malformed", len(key))
+func appendKeyString(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
+	return append(b, s...)
+}
+
+// parseConsumerRecordKey is the group and member (groupRecordID for the
+// group's own record) of a key.
+func parseConsumerRecordKey(key []byte) (group, member string, err error) {
+	version := binary.BigEndian.Uint16(key)
+	rest := key[2:]
+	group, rest, ok := readKeyString(rest)
+	if ok && version == consumerMemberKeyVersion {
+		member, rest, ok = readKeyString(rest)
+		ok = ok && member != groupRecordID
 	}
-	return string(key[4:]), nil
+	if !ok || len(rest) != 0 {
+		return "", "", fmt.Errorf("group: consumer group key of %d bytes is malformed", len(key))
+	}
+	return group, member, nil
+}
+
+func readKeyString(b []byte) (string, []byte, bool) {
+	if len(b) < 2 || int(binary.BigEndian.Uint16(b)) > len(b)-2 {
+		return "", nil, false
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	return string(b[2 : 2+n]), b[2+n:], true
+}
+
+// consumerTombstones delete every stored record of a consumer group.
+func (g *group) consumerTombstones() []record.Record {
+	recs := make([]record.Record, 0, len(g.storedConsumer))
+	for _, id := range slices.Sorted(maps.Keys(g.storedConsumer)) {
+		recs = append(recs, record.Record{Key: consumerRecordKey(g.id, id)})
+	}
+	return recs
 }
 
 // groupTombstone deletes a classic group's stored membership.
@@ -97,7 +144,7 @@ func restoreTopics(ts []topicSnapshot, at map[topicIDPartition]int32) (assignmen
 	for _, t := range ts {
 		raw, err := hex.DecodeString(t.ID)
 		if err != nil || len(raw) != len(log.TopicID{}) {
-			return nil, fmt.Errorf("group: topic id %q in a consumer group snapshot", t.ID)
+			return nil, fmt.Errorf("group: topic id %q in a consumer group record", t.ID)
 		}
 		id := log.TopicID(raw)
 		for i, p := range t.Partitions {
@@ -110,36 +157,72 @@ func restoreTopics(ts []topicSnapshot, at map[topicIDPartition]int32) (assignmen
 	return a, nil
 }
 
-func (g *group) consumerSnapshot() []byte {
+// touch marks the stored record of member id (groupRecordID: the
+// group's) out of date; a touched member no longer in the group gets a
+// tombstone.
+func (cg *consumerGroup) touch(id string) {
+	cg.dirty[id] = true
+}
+
+// recordValue is the value of the group's record or of member id's, nil
+// (a tombstone) for a member that is gone.
+func (g *group) recordValue(id string) []byte {
 	cg := g.consumer
-	s := consumerSnapshot{Version: consumerSnapshotVersion, Epoch: cg.epoch, AssignmentEpoch: cg.assignmentEpoch, Assignor: cg.assignor, Members: []memberSnapshot{}}
-	for _, m := range cg.sortedMembers() {
-		s.Members = append(s.Members, memberSnapshot{
-			ID: m.id, InstanceID: m.instanceID, RackID: m.rackID, ClientID: m.clientID, ClientHost: m.clientHost,
+	var v any = groupRecord{Version: consumerRecordVersion, Epoch: cg.epoch, AssignmentEpoch: cg.assignmentEpoch, Assignor: cg.assignor}
+	if id != groupRecordID {
+		m := cg.members[id]
+		if m == nil {
+			return nil
+		}
+		v = memberRecord{
+			Version: consumerRecordVersion, InstanceID: m.instanceID, RackID: m.rackID, ClientID: m.clientID, ClientHost: m.clientHost,
 			RebalanceTimeoutMs: m.rebalanceTimeout.Milliseconds(), TopicNames: m.topicNames, Regex: m.regex, ServerAssignor: m.serverAssignor,
 			Epoch: m.epoch, PreviousEpoch: m.previousEpoch, State: m.state, Left: m.left,
-			Assigned: snapshotTopics(m.assigned, m.assignedAt), Revoking: snapshotTopics(m.revoking, nil), Target: snapshotTopics(cg.target[m.id], nil),
-		})
+			Assigned: snapshotTopics(m.assigned, m.assignedAt), Revoking: snapshotTopics(m.revoking, nil), Target: snapshotTopics(cg.target[id], nil),
+		}
 	}
-	b, _ := json.Marshal(s) // plain types: cannot fail
+	b, _ := json.Marshal(v) // plain types: cannot fail
 	return b
 }
 
-// storeConsumer writes the consumer group's state, as Kafka writes each
-// change of a consumer group before it answers, so a restarted broker
-// takes the members back at their epochs.
+// storeConsumer writes the records of the group and the members it
+// touched, as Kafka writes each change of a consumer group before it
+// answers, so a restarted broker takes the members back at their epochs.
+// A failed write leaves them touched, for the next store.
 func (g *group) storeConsumer() error {
-	value := g.consumerSnapshot()
-	if err := g.c.write([]record.Record{{Key: consumerGroupKey(g.id), Value: value}}); err != nil {
+	cg := g.consumer
+	if len(cg.dirty) == 0 {
+		return nil
+	}
+	ids := slices.Sorted(maps.Keys(cg.dirty))
+	values := make([][]byte, len(ids))
+	recs := make([]record.Record, 0, len(ids))
+	for i, id := range ids {
+		values[i] = g.recordValue(id)
+		if values[i] != nil || g.storedConsumer[id] != nil {
+			recs = append(recs, record.Record{Key: consumerRecordKey(g.id, id), Value: values[i]})
+		}
+	}
+	if err := g.c.writeBatches(recs); err != nil {
 		return err
 	}
-	g.storedConsumer = value
+	if g.storedConsumer == nil {
+		g.storedConsumer = map[string][]byte{}
+	}
+	for i, id := range ids {
+		if values[i] != nil {
+			g.storedConsumer[id] = values[i]
+		} else {
+			delete(g.storedConsumer, id)
+		}
+	}
+	clear(cg.dirty)
 	return nil
 }
 
 // storeConsumerError stores the group for a heartbeat, whose client gets
-// the error if the write fails. The change stays in memory: the next one
-// stores it, and the client's retry finds it made.
+// the error if the write fails. The change stays in memory: the next
+// store writes it, and the client's retry finds it made.
 func (g *group) storeConsumerError() *heartbeatError {
 	if err := g.storeConsumer(); err != nil {
 		g.c.logger.Warn("storing a consumer group failed", zap.String("group", g.id), zap.Error(err))
@@ -156,10 +239,10 @@ func (g *group) storeConsumerLogged() {
 	}
 }
 
-// replayConsumerGroup keeps a consumer group's latest snapshot for
-// restore; a tombstone drops it.
-func (c *Coordinator) replayConsumerGroup(r record.Record, at int64) {
-	id, err := parseConsumerGroupKey(r.Key)
+// replayConsumerRecord keeps a consumer group's latest record of itself
+// or of a member, for restore; a tombstone drops it.
+func (c *Coordinator) replayConsumerRecord(r record.Record, at int64) {
+	id, member, err := parseConsumerRecordKey(r.Key)
 	if err != nil {
 		c.logger.Warn("skipping an undecodable consumer group key", zap.Int64("offset", at), zap.Error(err))
 		return
@@ -167,7 +250,7 @@ func (c *Coordinator) replayConsumerGroup(r record.Record, at int64) {
 	g := c.groups[id]
 	if r.Value == nil {
 		if g != nil {
-			g.storedConsumer = nil
+			delete(g.storedConsumer, member)
 		}
 		return
 	}
@@ -175,25 +258,38 @@ func (c *Coordinator) replayConsumerGroup(r record.Record, at int64) {
 		g = newGroup(c, id)
 		c.groups[id] = g
 	}
-	g.storedConsumer = bytes.Clone(r.Value)
+	if g.storedConsumer == nil {
+		g.storedConsumer = map[string][]byte{}
+	}
+	g.storedConsumer[member] = bytes.Clone(r.Value) // r.Value aliases the read buffer
 }
 
-// restoreConsumer rebuilds a consumer group from its stored snapshot:
+// restoreConsumer rebuilds a consumer group from its stored records:
 // members at their epochs with their assignments and targets, each
 // session starting now.
 func (g *group) restoreConsumer() error {
-	var s consumerSnapshot
-	if err := json.Unmarshal(g.storedConsumer, &s); err != nil {
-		return fmt.Errorf("group: consumer group snapshot: %w", err)
+	var gr groupRecord
+	if err := json.Unmarshal(g.storedConsumer[groupRecordID], &gr); err != nil {
+		return fmt.Errorf("group: consumer group record: %w", err)
 	}
-	if s.Version != consumerSnapshotVersion {
-		return fmt.Errorf("group: consumer group snapshot version %d", s.Version)
+	if gr.Version != consumerRecordVersion {
+		return fmt.Errorf("group: consumer group record version %d", gr.Version)
 	}
 	cg := newConsumerGroup()
-	cg.epoch, cg.assignmentEpoch, cg.assignor = s.Epoch, s.AssignmentEpoch, s.Assignor
-	for _, ms := range s.Members {
+	cg.epoch, cg.assignmentEpoch, cg.assignor = gr.Epoch, gr.AssignmentEpoch, gr.Assignor
+	for id, value := range g.storedConsumer {
+		if id == groupRecordID {
+			continue
+		}
+		var ms memberRecord
+		if err := json.Unmarshal(value, &ms); err != nil {
+			return fmt.Errorf("group: member %s's record: %w", id, err)
+		}
+		if ms.Version != consumerRecordVersion {
+			return fmt.Errorf("group: member %s's record version %d", id, ms.Version)
+		}
 		m := &consumerMember{
-			id: ms.ID, instanceID: ms.InstanceID, rackID: ms.RackID, clientID: ms.ClientID, clientHost: ms.ClientHost,
+			id: id, instanceID: ms.InstanceID, rackID: ms.RackID, clientID: ms.ClientID, clientHost: ms.ClientHost,
 			rebalanceTimeout: millis(int32(ms.RebalanceTimeoutMs)), topicNames: ms.TopicNames, regex: ms.Regex, serverAssignor: ms.ServerAssignor,
 			epoch: ms.Epoch, previousEpoch: ms.PreviousEpoch, state: ms.State, left: ms.Left,
 			assignedAt: map[topicIDPartition]int32{},
@@ -220,9 +316,9 @@ func (g *group) restoreConsumer() error {
 			cg.static[*m.instanceID] = m.id
 		}
 		for _, a := range []assignment{m.assigned, m.revoking} {
-			for id, ps := range a {
+			for tid, ps := range a {
 				for _, p := range ps {
-					cg.owners[topicIDPartition{id, p}] = m.id
+					cg.owners[topicIDPartition{tid, p}] = m.id
 				}
 			}
 		}

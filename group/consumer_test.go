@@ -1082,3 +1082,42 @@ func TestConsumerGroupSurvivesRestart(t *testing.T) {
 		t.Fatalf("after the leave: %v", a.owned)
 	}
 }
+
+// TestConsumerGroupStoresOnlyWhatChanged checks that the group's records
+// follow what changed: a heartbeat that changes nothing writes nothing,
+// one member's change writes that member's record alone, and a new member
+// writes the group, itself and the member whose target moved.
+func TestConsumerGroupStoresOnlyWhatChanged(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.consumer("g", "a", "a", "b"), e.consumer("g", "b", "a", "b")
+	a.mustJoin()
+	b.mustJoin()
+	settle(t, e, "g", a, b)
+	p, err := e.store.Partition(OffsetsTopic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := func(send func()) int64 {
+		before := p.HighWatermark()
+		send()
+		return p.HighWatermark() - before
+	}
+	if n := written(func() { a.mustBeat() }); n != 0 {
+		t.Errorf("a heartbeat that changed nothing wrote %d records", n)
+	}
+	if n := written(func() {
+		req := e.cgReq("g", "a", a.epoch, nil, nil)
+		req.RackID = kmsg.StringPtr("rack-1")
+		if resp := e.cgh(req); resp.ErrorCode != 0 {
+			t.Fatalf("heartbeat with a rack: %s", code(resp.ErrorCode))
+		}
+	}); n != 1 {
+		t.Errorf("one member's new rack wrote %d records, want 1", n)
+	}
+	// Four partitions, two each: the third member takes one from one of
+	// them, so the other's target does not move.
+	c := e.consumer("g", "c", "a", "b")
+	if n := written(func() { c.mustJoin() }); n != 3 {
+		t.Errorf("a join wrote %d records, want 3 (the group, the new member and the one whose target moved)", n)
+	}
+}

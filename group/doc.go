@@ -42,21 +42,24 @@
 // older one for partitions held since then (KIP-1251); OffsetFetch naming
 // a member must carry its current epoch.
 //
-// Each change is stored before the heartbeat is answered, as one record
-// in __consumer_offsets: key version 0x1848 (a version Kafka does not use)
-// and the group id, laid out as GroupMetadataKey, and a JSON value:
+// Each change is stored before the heartbeat is answered, in records of
+// this broker's own in __consumer_offsets, with key versions Kafka does not
+// use and keys laid out as Kafka's (int16 version, int16-length strings),
+// values in JSON. As in Kafka, the group and each member have records of
+// their own, so a member's step writes that member's record only:
 //
-//	{"version":1, "epoch":E, "assignment_epoch":E, "assignor":"uniform",
-//	 "members":[{"id", "instance_id", "rack_id", "client_id", "client_host",
-//	   "rebalance_timeout_ms", "topic_names", "regex", "server_assignor",
-//	   "epoch", "previous_epoch", "state", "left",
-//	   "assigned":[{"id":"<topic id hex>", "partitions":[...], "epochs":[...]}],
-//	   "revoking":[...], "target":[...]}]}
+//	key 0x1848, group id:            {"version":1, "epoch":E, "assignment_epoch":E, "assignor":"uniform"}
+//	key 0x1849, group id, member id: {"version":1, "instance_id", "rack_id", "client_id", "client_host",
+//	                                  "rebalance_timeout_ms", "topic_names", "regex", "server_assignor",
+//	                                  "epoch", "previous_epoch", "state", "left",
+//	                                  "assigned":[{"id":"<topic id hex>", "partitions":[...], "epochs":[...]}],
+//	                                  "revoking":[...], "target":[...]}
 //
-// A null value (the group deleted, expired or turned classic) is its
-// tombstone. Open restores the latest snapshot of each group: members at
-// their epochs with their assignments, sessions starting then, so after a
-// restart or kill -9 members carry on with their next heartbeat.
+// A null value is a tombstone: of a member that left, or of every record
+// of a group deleted, expired or turned classic. Open restores each group
+// from its latest records: members at their epochs with their
+// assignments, sessions starting then, so after a restart or kill -9
+// members carry on with their next heartbeat.
 //
 // # Offsets
 //

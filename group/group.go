@@ -65,9 +65,10 @@ type group struct {
 
 	// consumer is set for a consumer group (KIP-848), whose members are
 	// there; members and the rest of the classic state stay empty.
-	// storedConsumer is its snapshot last written to the log.
+	// storedConsumer holds its records live in the log, the group's
+	// (groupRecordID) and each member's, which compaction rewrites.
 	consumer       *consumerGroup
-	storedConsumer []byte
+	storedConsumer map[string][]byte
 }
 
 // member is one member of a classic group.

@@ -8,8 +8,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
-
-	"github.com/rocketkafka/broker/record"
 )
 
 // Client identifies where a request came from, for member descriptions.
@@ -151,12 +149,10 @@ func (g *group) becomeClassicGroup() *kerr.Error {
 	if len(g.consumer.members) > 0 {
 		return kerr.InconsistentGroupProtocol
 	}
-	if g.storedConsumer != nil {
-		if err := g.c.write([]record.Record{{Key: consumerGroupKey(g.id)}}); err != nil {
-			return writeError(err)
-		}
-		g.storedConsumer = nil
+	if err := g.c.writeBatches(g.consumerTombstones()); err != nil {
+		return writeError(err)
 	}
+	g.storedConsumer = nil
 	g.consumer = nil
 	g.protocolType = ""
 	g.c.logger.Info("group is now a classic group", zap.String("group", g.id))

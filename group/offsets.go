@@ -426,10 +426,7 @@ func (g *group) tombstones() []record.Record {
 	if g.storedMeta != nil {
 		recs = append(recs, groupTombstone(g.id)...)
 	}
-	if g.storedConsumer != nil {
-		recs = append(recs, record.Record{Key: consumerGroupKey(g.id)})
-	}
-	return recs
+	return append(recs, g.consumerTombstones()...)
 }
 
 // DeleteGroups serves DeleteGroups v0-v2: an Empty group is removed with

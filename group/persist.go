@@ -198,13 +198,13 @@ func (c *Coordinator) replay() (int, error) {
 		if g.storedMeta != nil {
 			g.restore()
 		}
-		if g.storedConsumer != nil {
+		if g.storedConsumer[groupRecordID] != nil {
 			if err := g.restoreConsumer(); err != nil {
-				c.logger.Error("ignoring an unreadable consumer group snapshot", zap.String("group", id), zap.Error(err))
-				g.storedConsumer = nil
+				// Its records stay stored, so a deletion tombstones them.
+				c.logger.Error("ignoring an unreadable consumer group", zap.String("group", id), zap.Error(err))
 			}
 		}
-		if len(g.offsets) == 0 && g.storedMeta == nil && g.storedConsumer == nil {
+		if len(g.offsets) == 0 && g.storedMeta == nil && len(g.storedConsumer) == 0 {
 			delete(c.groups, id)
 		}
 	}
@@ -237,8 +237,8 @@ func (c *Coordinator) replayBatch(batch []byte, n *int) (int64, error) {
 			c.replayOffset(r, h.BaseOffset+int64(r.OffsetDelta))
 		case groupKeyVersion:
 			c.replayGroup(r, h.BaseOffset+int64(r.OffsetDelta))
-		case consumerGroupKeyVersion:
-			c.replayConsumerGroup(r, h.BaseOffset+int64(r.OffsetDelta))
+		case consumerGroupKeyVersion, consumerMemberKeyVersion:
+			c.replayConsumerRecord(r, h.BaseOffset+int64(r.OffsetDelta))
 		default:
 			c.logger.Warn("skipping a record of unknown key version", zap.String("topic", OffsetsTopic),
 				zap.Int64("offset", h.BaseOffset+int64(r.OffsetDelta)), zap.Uint16("version", binary.BigEndian.Uint16(r.Key)))
@@ -358,9 +358,29 @@ func (c *Coordinator) replayOffset(r record.Record, at int64) {
 	g.offsets[tp] = o
 }
 
-// rewriteBatchRecords bounds a batch of compact's rewrite, keeping it well
-// under the default max.message.bytes.
-const rewriteBatchRecords = 1000
+// Bounds of one batch of writeBatches, keeping it well under the default
+// max.message.bytes.
+const (
+	rewriteBatchRecords = 1000
+	rewriteBatchBytes   = 256 << 10
+)
+
+// writeBatches writes recs in batches of at most rewriteBatchRecords
+// records and about rewriteBatchBytes, each durable before the next.
+func (c *Coordinator) writeBatches(recs []record.Record) error {
+	for len(recs) > 0 {
+		n, size := 0, 0
+		for n < len(recs) && n < rewriteBatchRecords && (n == 0 || size+len(recs[n].Key)+len(recs[n].Value) <= rewriteBatchBytes) {
+			size += len(recs[n].Key) + len(recs[n].Value)
+			n++
+		}
+		if err := c.write(recs[:n]); err != nil {
+			return err
+		}
+		recs = recs[n:]
+	}
+	return nil
+}
 
 // compact stands in for the log compaction the store does not do: when
 // __consumer_offsets holds records that later ones supersede, it appends
@@ -385,9 +405,7 @@ func (c *Coordinator) compact() {
 		if g.storedMeta != nil {
 			live++
 		}
-		if g.storedConsumer != nil {
-			live++
-		}
+		live += len(g.storedConsumer)
 		g.mu.Unlock()
 	}
 	if cut-p.LogStartOffset() <= int64(live) {
@@ -415,24 +433,15 @@ func (g *group) rewrite() error {
 	if g.state == dead {
 		return nil
 	}
-	recs := make([]record.Record, 0, min(len(g.offsets)+2, rewriteBatchRecords))
+	recs := make([]record.Record, 0, len(g.offsets)+len(g.storedConsumer)+1)
 	if g.storedMeta != nil {
 		recs = append(recs, record.Record{Key: groupKey(g.id), Value: g.storedMeta})
 	}
-	if g.storedConsumer != nil {
-		recs = append(recs, record.Record{Key: consumerGroupKey(g.id), Value: g.storedConsumer})
+	for id, value := range g.storedConsumer {
+		recs = append(recs, record.Record{Key: consumerRecordKey(g.id, id), Value: value})
 	}
 	for tp, o := range g.offsets {
 		recs = append(recs, commitRecord(g.id, tp, &o))
-		if len(recs) == rewriteBatchRecords {
-			if err := g.c.write(recs); err != nil {
-				return err
-			}
-			recs = recs[:0]
-		}
 	}
-	if len(recs) == 0 {
-		return nil
-	}
-	return g.c.write(recs)
+	return g.c.writeBatches(recs)
 }
