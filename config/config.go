@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 )
 
@@ -22,7 +24,8 @@ const segmentHeadroom = 4096
 // Listener is one endpoint from listeners or advertised.listeners, written
 // as NAME://host:port.
 type Listener struct {
-	// Name is the listener name, upper-cased; only PLAINTEXT is supported.
+	// Name is the listener name, upper-cased; its security protocol
+	// (listener.security.protocol.map) must be PLAINTEXT.
 	Name string
 	// Host is empty when the listener binds every interface.
 	Host string
@@ -44,45 +47,47 @@ func (l Listener) String() string {
 // Config is the broker configuration. Each field's comment names the key it
 // is read from.
 type Config struct {
-	Listeners                   []Listener // listeners
-	AdvertisedListeners         []Listener // advertised.listeners
-	LogDir                      string     // log.dirs (exactly one directory)
-	NodeID                      int32      // node.id, or its alias broker.id
-	ClusterID                   string     // cluster.id; empty lets the store generate and keep one
-	NumPartitions               int32      // num.partitions
-	DefaultReplicationFactor    int16      // default.replication.factor
-	AutoCreateTopics            bool       // auto.create.topics.enable
-	MessageMaxBytes             int32      // message.max.bytes
-	SocketRequestMaxBytes       int32      // socket.request.max.bytes
-	MaxConnections              int        // max.connections
-	LogRetentionMs              int64      // log.retention.ms, .minutes or .hours; -1 keeps data forever
-	LogRetentionBytes           int64      // log.retention.bytes; -1 means no size limit
-	LogFlushIntervalMessages    int64      // log.flush.interval.messages
-	LogRetentionCheckIntervalMs int64      // log.retention.check.interval.ms
-	CheckpointIntervalMs        int64      // checkpoint.interval.ms
-	DiskReclaimRatio            float64    // log.disk.reclaim.ratio
-	DiskCriticalRatio           float64    // log.disk.critical.ratio
-	LogFlushIntervalMs          int64      // log.flush.interval.ms; -1 leaves flushing to FlushIntervalMs
-	FlushDiskType               string     // flush.disk.type: ASYNC_FLUSH or SYNC_FLUSH
-	FlushIntervalMs             int64      // flush.interval.ms
-	CommitLogSegmentBytes       int64      // commitlog.segment.bytes
-	ConsumeQueueEntries         int64      // consumequeue.segment.entries
-	FetchSendfileMinBytes       int64      // fetch.sendfile.min.bytes
-	MessageTimestampType        string     // log.message.timestamp.type: CreateTime or LogAppendTime
-	LogCleanupPolicy            string     // log.cleanup.policy
-	LoggerFormat                string     // logger.format: console or json
-	LoggerLevel                 string     // logger.level: debug, info, warn or error
-	MetricsListener             string     // metrics.listener; empty disables /metrics
-	ShutdownTimeoutMs           int64      // shutdown.timeout.ms
-	GroupMinSessionTimeoutMs    int32      // group.min.session.timeout.ms
-	GroupMaxSessionTimeoutMs    int32      // group.max.session.timeout.ms
-	InitialRebalanceDelayMs     int32      // group.initial.rebalance.delay.ms
-	OffsetsRetentionMinutes     int32      // offsets.retention.minutes
-	OffsetsCheckIntervalMs      int64      // offsets.retention.check.interval.ms
-	GroupMaxSize                int32      // group.max.size
-	ConsumerSessionTimeoutMs    int32      // group.consumer.session.timeout.ms
-	ConsumerHeartbeatIntervalMs int32      // group.consumer.heartbeat.interval.ms
-	ConsumerMaxSize             int32      // group.consumer.max.size
+	Listeners                   []Listener        // listeners
+	AdvertisedListeners         []Listener        // advertised.listeners
+	ControllerListenerNames     []string          // controller.listener.names
+	ListenerProtocols           map[string]string // listener.security.protocol.map: listener name -> security protocol
+	LogDir                      string            // log.dirs (exactly one directory)
+	NodeID                      int32             // node.id, or its alias broker.id
+	ClusterID                   string            // cluster.id; empty lets the store generate and keep one
+	NumPartitions               int32             // num.partitions
+	DefaultReplicationFactor    int16             // default.replication.factor
+	AutoCreateTopics            bool              // auto.create.topics.enable
+	MessageMaxBytes             int32             // message.max.bytes
+	SocketRequestMaxBytes       int32             // socket.request.max.bytes
+	MaxConnections              int               // max.connections
+	LogRetentionMs              int64             // log.retention.ms, .minutes or .hours; -1 keeps data forever
+	LogRetentionBytes           int64             // log.retention.bytes; -1 means no size limit
+	LogFlushIntervalMessages    int64             // log.flush.interval.messages
+	LogRetentionCheckIntervalMs int64             // log.retention.check.interval.ms
+	CheckpointIntervalMs        int64             // checkpoint.interval.ms
+	DiskReclaimRatio            float64           // log.disk.reclaim.ratio
+	DiskCriticalRatio           float64           // log.disk.critical.ratio
+	LogFlushIntervalMs          int64             // log.flush.interval.ms; -1 leaves flushing to FlushIntervalMs
+	FlushDiskType               string            // flush.disk.type: ASYNC_FLUSH or SYNC_FLUSH
+	FlushIntervalMs             int64             // flush.interval.ms
+	CommitLogSegmentBytes       int64             // commitlog.segment.bytes
+	ConsumeQueueEntries         int64             // consumequeue.segment.entries
+	FetchSendfileMinBytes       int64             // fetch.sendfile.min.bytes
+	MessageTimestampType        string            // log.message.timestamp.type: CreateTime or LogAppendTime
+	LogCleanupPolicy            string            // log.cleanup.policy
+	LoggerFormat                string            // logger.format: console or json
+	LoggerLevel                 string            // logger.level: debug, info, warn or error
+	MetricsListener             string            // metrics.listener; empty disables /metrics
+	ShutdownTimeoutMs           int64             // shutdown.timeout.ms
+	GroupMinSessionTimeoutMs    int32             // group.min.session.timeout.ms
+	GroupMaxSessionTimeoutMs    int32             // group.max.session.timeout.ms
+	InitialRebalanceDelayMs     int32             // group.initial.rebalance.delay.ms
+	OffsetsRetentionMinutes     int32             // offsets.retention.minutes
+	OffsetsCheckIntervalMs      int64             // offsets.retention.check.interval.ms
+	GroupMaxSize                int32             // group.max.size
+	ConsumerSessionTimeoutMs    int32             // group.consumer.session.timeout.ms
+	ConsumerHeartbeatIntervalMs int32             // group.consumer.heartbeat.interval.ms
+	ConsumerMaxSize             int32             // group.consumer.max.size
 
 	// explicit holds the trimmed value of every key Load found in a flag,
 	// the environment or the file. Entries needs it to tell a value that
@@ -99,6 +104,7 @@ func Default() *Config {
 	return &Config{
 		Listeners:                   listeners,
 		AdvertisedListeners:         advertise(listeners),
+		ListenerProtocols:           maps.Clone(defaultListenerProtocols),
 		LogDir:                      "./data",
 		NodeID:                      1,
 		NumPartitions:               1,
@@ -137,6 +143,37 @@ func Default() *Config {
 	}
 }
 
+// defaultListenerProtocols is Kafka's default listener.security.protocol.map.
+var defaultListenerProtocols = map[string]string{
+	"PLAINTEXT": "PLAINTEXT", "SSL": "SSL", "SASL_PLAINTEXT": "SASL_PLAINTEXT", "SASL_SSL": "SASL_SSL",
+}
+
+// ClientListeners are the listeners clients connect to: every listener
+// but those controller.listener.names names, which a KRaft configuration
+// has for its controller quorum and this single broker, which has none,
+// does not open.
+func (c *Config) ClientListeners() []Listener {
+	var out []Listener
+	for _, l := range c.Listeners {
+		if !slices.Contains(c.ControllerListenerNames, l.Name) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// AdvertisedFor is the address advertised to clients of listener l: the
+// advertised listener of the same name, or l itself with a wildcard host
+// advertised as localhost.
+func (c *Config) AdvertisedFor(l Listener) Listener {
+	for _, a := range c.AdvertisedListeners {
+		if a.Name == l.Name {
+			return a
+		}
+	}
+	return advertise([]Listener{l})[0]
+}
+
 // advertise derives advertised.listeners from listeners. A listener bound
 // to every interface has no address a client could use, so it is
 // advertised as localhost, which is right for the single-machine setups
@@ -162,6 +199,9 @@ func wildcardHost(host string) bool {
 // should too.
 func (c *Config) Validate() error {
 	for _, k := range keys {
+		if k.check == nil {
+			continue
+		}
 		if e := k.check(c); e != nil {
 			e.Key = k.name
 			return e
@@ -195,16 +235,29 @@ func (c *Config) Validate() error {
 			Expected: fmt.Sprintf("more than message.max.bytes + %d = %d, so the largest batch fits in a segment", segmentHeadroom, limit),
 		}
 	}
-	names := map[string]bool{}
-	for _, l := range c.Listeners {
-		names[l.Name] = true
+	clients := c.ClientListeners()
+	if len(clients) == 0 {
+		return &ValueError{
+			Key:      "listeners",
+			Value:    joinListeners(c.Listeners),
+			Expected: "at least one listener not named in controller.listener.names",
+		}
+	}
+	for _, l := range clients {
+		if p := c.ListenerProtocols[l.Name]; p != "PLAINTEXT" {
+			return &ValueError{
+				Key:      "listeners",
+				Value:    l.String(),
+				Expected: fmt.Sprintf("a listener whose security protocol (listener.security.protocol.map) is PLAINTEXT, not %q; other protocols are not supported", p),
+			}
+		}
 	}
 	for _, l := range c.AdvertisedListeners {
-		if !names[l.Name] {
+		if !slices.ContainsFunc(clients, func(cl Listener) bool { return cl.Name == l.Name }) {
 			return &ValueError{
 				Key:      "advertised.listeners",
 				Value:    l.String(),
-				Expected: "a listener whose name also appears in listeners",
+				Expected: "a listener whose name also appears in listeners (and not in controller.listener.names)",
 			}
 		}
 	}

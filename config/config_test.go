@@ -49,6 +49,7 @@ func TestDefault(t *testing.T) {
 		ConsumerMaxSize:             math.MaxInt32,
 		OffsetsRetentionMinutes:     10080,
 		OffsetsCheckIntervalMs:      600000,
+		ListenerProtocols:           map[string]string{"PLAINTEXT": "PLAINTEXT", "SSL": "SSL", "SASL_PLAINTEXT": "SASL_PLAINTEXT", "SASL_SSL": "SASL_SSL"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Default() = %+v\nwant %+v", c, want)

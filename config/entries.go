@@ -34,7 +34,7 @@ func (c *Config) Entries() []Entry {
 	defaults := Default()
 	// advertised.listeners defaults to a value derived from listeners, so
 	// its default is the one derived from this config's listeners.
-	defaults.AdvertisedListeners = advertise(c.Listeners)
+	defaults.AdvertisedListeners = advertise(c.ClientListeners())
 	out := make([]Entry, 0, len(keys))
 	for _, k := range keys {
 		_, set := c.explicit[k.name]

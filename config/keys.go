@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"slices"
@@ -32,10 +33,53 @@ var keys = []key{
 	{
 		name:  "listeners",
 		typ:   "STRING",
-		doc:   "Comma-separated NAME://host:port addresses to accept clients on; an empty host binds every interface, port 0 any free port. Only PLAINTEXT is supported.",
+		doc:   "Comma-separated NAME://host:port addresses to accept clients on; an empty host binds every interface, port 0 any free port. Each listener's security protocol must be PLAINTEXT; those named in controller.listener.names are not opened.",
 		set:   func(c *Config, s string) (e *ValueError) { c.Listeners, e = parseListeners(s); return e },
 		get:   func(c *Config) string { return joinListeners(c.Listeners) },
 		check: func(c *Config) *ValueError { return checkListeners(c.Listeners, false) },
+	},
+	{
+		name: "controller.listener.names",
+		typ:  "LIST",
+		doc:  "Names of listeners that belong to a KRaft controller quorum. This broker has none and does not open them, so KRaft-style configurations work unchanged.",
+		set: func(c *Config, s string) *ValueError {
+			c.ControllerListenerNames = nil
+			for name := range strings.SplitSeq(s, ",") {
+				if name = strings.ToUpper(strings.TrimSpace(name)); name != "" {
+					c.ControllerListenerNames = append(c.ControllerListenerNames, name)
+				}
+			}
+			return nil
+		},
+		get: func(c *Config) string { return strings.Join(c.ControllerListenerNames, ",") },
+	},
+	{
+		name: "listener.security.protocol.map",
+		typ:  "STRING",
+		doc:  "Comma-separated NAME:PROTOCOL pairs giving each listener's security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL). Only PLAINTEXT listeners can be opened.",
+		set: func(c *Config, s string) *ValueError {
+			m := map[string]string{}
+			for pair := range strings.SplitSeq(s, ",") {
+				if pair = strings.TrimSpace(pair); pair == "" {
+					continue
+				}
+				name, protocol, ok := strings.Cut(pair, ":")
+				name, protocol = strings.ToUpper(strings.TrimSpace(name)), strings.ToUpper(strings.TrimSpace(protocol))
+				if !ok || name == "" || !slices.Contains([]string{"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}, protocol) {
+					return &ValueError{Value: pair, Expected: "NAME:PROTOCOL pairs, PROTOCOL one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"}
+				}
+				m[name] = protocol
+			}
+			c.ListenerProtocols = m
+			return nil
+		},
+		get: func(c *Config) string {
+			pairs := make([]string, 0, len(c.ListenerProtocols))
+			for _, name := range slices.Sorted(maps.Keys(c.ListenerProtocols)) {
+				pairs = append(pairs, name+":"+c.ListenerProtocols[name])
+			}
+			return strings.Join(pairs, ",")
+		},
 	},
 	{
 		name:  "advertised.listeners",
@@ -372,9 +416,11 @@ func joinListeners(ls []Listener) string {
 }
 
 // checkListeners checks a listener list. Advertised listeners must carry a
-// host a client can dial, so an empty or wildcard host is refused there.
+// host a client can dial, so an empty or wildcard host is refused there;
+// they are derived from listeners when not set, so none means there is no
+// client listener, which Validate reports.
 func checkListeners(ls []Listener, advertised bool) *ValueError {
-	if len(ls) == 0 {
+	if len(ls) == 0 && !advertised {
 		return &ValueError{Value: "", Expected: listenerExpected}
 	}
 	seen := map[string]bool{}
@@ -383,8 +429,6 @@ func checkListeners(ls []Listener, advertised bool) *ValueError {
 			return &ValueError{Value: l.String(), Expected: expected}
 		}
 		switch {
-		case l.Name != "PLAINTEXT":
-			return bad("a PLAINTEXT://host:port listener; other security protocols are not supported")
 		case l.Port < 0 || l.Port > 65535:
 			return bad("a port between 0 and 65535")
 		case !validHost(l.Host):

@@ -93,7 +93,7 @@ func Load(args []string, environ []string) (*Config, []string, error) {
 		}
 	}
 	if _, ok := c.explicit["advertised.listeners"]; !ok {
-		c.AdvertisedListeners = advertise(c.Listeners)
+		c.AdvertisedListeners = advertise(c.ClientListeners())
 	}
 	if e := aliasConflict(c.explicit); e != nil {
 		e.Source = source(e.Key)

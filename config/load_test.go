@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -131,6 +132,57 @@ var testValues = map[string]string{
 	"group.consumer.heartbeat.interval.ms": "2000",
 	"group.consumer.max.size":              "50",
 	"offsets.retention.check.interval.ms":  "60000",
+	"controller.listener.names":            "CONTROLLER",
+	"listener.security.protocol.map":       "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+}
+
+// TestKRaftListeners loads the listener settings of a KRaft broker as the
+// official Kafka image is configured: the controller listener is not
+// opened, the client listener is advertised, and a listener of any name
+// whose protocol is PLAINTEXT is served.
+func TestKRaftListeners(t *testing.T) {
+	env := []string{
+		"KAFKA_PROCESS_ROLES=broker,controller",
+		"KAFKA_LISTENERS=PLAINTEXT://:9092,CONTROLLER://:9093,PLAINTEXT_HOST://0.0.0.0:29092",
+		"KAFKA_ADVERTISED_LISTENERS=PLAINTEXT://broker:9092,PLAINTEXT_HOST://localhost:29092",
+		"KAFKA_CONTROLLER_LISTENER_NAMES=CONTROLLER",
+		"KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT",
+		"KAFKA_CONTROLLER_QUORUM_VOTERS=1@localhost:9093",
+	}
+	c, _, err := Load(nil, env)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	var served []string
+	for _, l := range c.ClientListeners() {
+		served = append(served, l.String()+" -> "+c.AdvertisedFor(l).String())
+	}
+	want := []string{"PLAINTEXT://:9092 -> PLAINTEXT://broker:9092", "PLAINTEXT_HOST://0.0.0.0:29092 -> PLAINTEXT_HOST://localhost:29092"}
+	if !slices.Equal(served, want) {
+		t.Errorf("served listeners %q, want %q", served, want)
+	}
+
+	for _, tc := range []struct {
+		name string
+		env  []string
+		key  string
+	}{
+		{"an SSL listener", []string{"KAFKA_LISTENERS=SSL://:9093"}, "listeners"},
+		{"a listener missing from the protocol map", []string{"KAFKA_LISTENERS=INTERNAL://:9093"}, "listeners"},
+		{"only a controller listener", []string{"KAFKA_LISTENERS=CONTROLLER://:9093", "KAFKA_CONTROLLER_LISTENER_NAMES=CONTROLLER",
+			"KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=CONTROLLER:PLAINTEXT"}, "listeners"},
+		{"the controller listener advertised", []string{"KAFKA_LISTENERS=PLAINTEXT://:9092,CONTROLLER://:9093", "KAFKA_CONTROLLER_LISTENER_NAMES=CONTROLLER",
+			"KAFKA_ADVERTISED_LISTENERS=CONTROLLER://localhost:9093"}, "advertised.listeners"},
+		{"an unknown security protocol", []string{"KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=PLAINTEXT:TLS"}, "listener.security.protocol.map"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := Load(nil, tc.env)
+			var ve *ValueError
+			if !errors.As(err, &ve) || ve.Key != tc.key {
+				t.Errorf("Load = %v, want an error for %s", err, tc.key)
+			}
+		})
+	}
 }
 
 func TestEveryKeyFromEnvAndFlag(t *testing.T) {

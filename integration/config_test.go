@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -121,4 +124,55 @@ func TestEnvConfig(t *testing.T) {
 			t.Errorf("with --num.partitions=2 and KAFKA_NUM_PARTITIONS=abc the auto-created topic has %d partitions (%v), want 2", len(tds["overridden"].Partitions), err)
 		}
 	})
+}
+
+// TestKRaftStyleListeners starts the broker configured as the official
+// Kafka image is, in KRaft combined mode with a controller listener and two
+// client listeners: the controller listener is not opened, and each client
+// listener answers Metadata with its own advertised address, so a record
+// produced through one is consumed through the other.
+func TestKRaftStyleListeners(t *testing.T) {
+	t.Parallel()
+	internal, external := freePort(t), freePort(t)
+	dir := t.TempDir()
+	b := launchBroker(t, dir, []string{"--log.dirs=" + dir, "--logger.format=json", "--metrics.listener=127.0.0.1:0"}, []string{
+		"KAFKA_NODE_ID=1",
+		"KAFKA_PROCESS_ROLES=broker,controller",
+		"KAFKA_LISTENERS=PLAINTEXT://127.0.0.1:" + internal + ",CONTROLLER://127.0.0.1:0,EXTERNAL://127.0.0.1:" + external,
+		"KAFKA_ADVERTISED_LISTENERS=PLAINTEXT://127.0.0.1:" + internal + ",EXTERNAL://localhost:" + external,
+		"KAFKA_CONTROLLER_LISTENER_NAMES=CONTROLLER",
+		"KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT",
+		"KAFKA_CONTROLLER_QUORUM_VOTERS=1@127.0.0.1:9093",
+		"KAFKA_INTER_BROKER_LISTENER_NAME=PLAINTEXT",
+	})
+	through := func(addr string) *broker { return &broker{addr: addr} }
+	for _, tc := range []struct{ seed, advertised string }{
+		{"127.0.0.1:" + internal, "127.0.0.1:" + internal},
+		{"127.0.0.1:" + external, "localhost:" + external},
+	} {
+		md, err := kadm.NewClient(newClient(t, through(tc.seed))).BrokerMetadata(testCtx(t, requestTimeout))
+		if err != nil {
+			t.Fatalf("metadata through %s: %v", tc.seed, err)
+		}
+		if len(md.Brokers) != 1 || net.JoinHostPort(md.Brokers[0].Host, strconv.Itoa(int(md.Brokers[0].Port))) != tc.advertised {
+			t.Errorf("metadata through %s: brokers %+v, want %s", tc.seed, md.Brokers, tc.advertised)
+		}
+	}
+	createTopic(t, newAdmin(t, b), "listeners", 1, nil)
+	produceSync(t, newClient(t, through("127.0.0.1:"+internal), kgo.DefaultProduceTopic("listeners")), &kgo.Record{Value: []byte("hello")})
+	consumer := newClient(t, through("localhost:"+external), kgo.ConsumeTopics("listeners"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if recs := pollN(t, consumer, 1, requestTimeout); string(recs[0].Value) != "hello" {
+		t.Errorf("consumed %q through the external listener, want hello", recs[0].Value)
+	}
+}
+
+// freePort is a port nothing listens on a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 }

@@ -106,6 +106,18 @@ type Stats struct {
 	BufferBytes         uint64 // bytes written from Bytes pieces and size prefixes
 }
 
+// Add adds o's counts to s, for a total over several servers.
+func (s *Stats) Add(o Stats) {
+	s.Connections += o.Connections
+	s.ActiveConnections += o.ActiveConnections
+	s.RejectedConnections += o.RejectedConnections
+	s.Requests += o.Requests
+	s.BytesRead += o.BytesRead
+	s.BytesWritten += o.BytesWritten
+	s.SendfileBytes += o.SendfileBytes
+	s.BufferBytes += o.BufferBytes
+}
+
 type counters struct {
 	connections, active, rejected, requests        atomic.Uint64
 	bytesRead, bytesWritten, sendfile, bufferBytes atomic.Uint64

@@ -65,6 +65,13 @@ type Stats struct {
 	FetchBytesFile   uint64 // record bytes handed to the connection for sendfile
 }
 
+// Add adds o's counts to s, for a total over several handlers.
+func (s *Stats) Add(o Stats) {
+	s.Requests += o.Requests
+	s.FetchBytesCopied += o.FetchBytesCopied
+	s.FetchBytesFile += o.FetchBytesFile
+}
+
 // Handler serves Kafka requests on top of the store; it implements
 // netpoll.Handler.
 type Handler struct {

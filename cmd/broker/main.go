@@ -108,16 +108,12 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		store.Close()
 		return fmt.Errorf("starting the group coordinator: %w", err)
 	}
-	listen := cfg.Listeners[0]
-	advertised := cfg.AdvertisedListeners[0]
 	var brokerConfigs []protocol.ConfigEntry
 	for _, e := range cfg.Entries() {
 		brokerConfigs = append(brokerConfigs, protocol.ConfigEntry{Name: e.Name, Value: e.Value, Default: e.Default, ReadOnly: e.ReadOnly, Sensitive: e.Sensitive, Type: e.Type, Doc: e.Doc})
 	}
 	pcfg := protocol.Config{
 		NodeID:                   cfg.NodeID,
-		AdvertisedHost:           advertised.Host,
-		AdvertisedPort:           int32(advertised.Port),
 		AutoCreateTopics:         cfg.AutoCreateTopics,
 		NumPartitions:            cfg.NumPartitions,
 		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
@@ -126,33 +122,32 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		TopicDefaults:            protoDefaults,
 		ValidateTopicConfig:      config.ValidateTopicConfig,
 	}
-	// The listener binds before the handler exists so that a port of 0
-	// (a free port, as tests use) can be advertised as the port it got.
-	var handler deferredHandler
-	srv, err := netpoll.Listen(netpoll.Config{
-		Addr:           net.JoinHostPort(listen.Host, strconv.Itoa(listen.Port)),
-		MaxFrameBytes:  cfg.SocketRequestMaxBytes,
-		MaxConnections: cfg.MaxConnections,
-		Logger:         logger.Named("net"),
-	}, &handler)
-	if err != nil {
-		groups.Close()
-		store.Close()
-		return err
+	// One server per client listener, each advertising its own address,
+	// as a Kafka broker answers Metadata with the endpoint of the listener
+	// the request came in on.
+	var listeners []*listener
+	shutdown := func(ctx context.Context) error {
+		var errs []error
+		for _, l := range listeners {
+			errs = append(errs, l.srv.Shutdown(ctx))
+		}
+		return errors.Join(errs...)
 	}
-	if pcfg.AdvertisedPort == 0 {
-		pcfg.AdvertisedPort = int32(srv.Addr().(*net.TCPAddr).Port)
+	for _, l := range cfg.ClientListeners() {
+		ln, err := listen(l, cfg.AdvertisedFor(l), pcfg, cfg, store, groups, logger)
+		if err != nil {
+			shutdown(context.Background())
+			groups.Close()
+			store.Close()
+			return err
+		}
+		listeners = append(listeners, ln)
 	}
-	handler.Handler = protocol.New(pcfg, store, logger.Named("protocol"), protocol.WithGroups(groups))
-	logger.Info("broker listening",
-		zap.String("addr", srv.Addr().String()),
-		zap.String("advertised", net.JoinHostPort(pcfg.AdvertisedHost, strconv.Itoa(int(pcfg.AdvertisedPort)))),
-		zap.String("cluster_id", store.ClusterID()), zap.String("log_dir", cfg.LogDir))
 
 	var metrics *http.Server
 	if cfg.MetricsListener != "" {
-		if metrics, err = startMetrics(cfg.MetricsListener, srv, handler.Handler, store, logger); err != nil {
-			srv.Shutdown(context.Background())
+		if metrics, err = startMetrics(cfg.MetricsListener, listeners, store, logger); err != nil {
+			shutdown(context.Background())
 			groups.Close()
 			store.Close()
 			return err
@@ -161,8 +156,10 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve() }()
+	served := make(chan error, len(listeners))
+	for _, l := range listeners {
+		go func() { served <- l.srv.Serve() }()
+	}
 	var serveErr error
 	select {
 	case sig := <-signals:
@@ -171,7 +168,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeoutMs)*time.Millisecond)
 	defer cancel()
-	errs := []error{serveErr, srv.Shutdown(ctx)}
+	errs := []error{serveErr, shutdown(ctx)}
 	if metrics != nil {
 		errs = append(errs, metrics.Shutdown(ctx))
 	}
@@ -205,6 +202,41 @@ func newLogger(format, level string) (*zap.Logger, error) {
 	}
 	zcfg.Level = zap.NewAtomicLevelAt(lvl)
 	return zcfg.Build()
+}
+
+// listener is one client listener: its server and the handler that
+// advertises its address.
+type listener struct {
+	srv     *netpoll.Server
+	handler *protocol.Handler
+}
+
+// listen binds a client listener and builds its handler, which advertises
+// advertised (with the bound port if the listener asked for port 0).
+func listen(l, advertised config.Listener, pcfg protocol.Config, cfg *config.Config, store *log.Log, groups *group.Coordinator, logger *zap.Logger) (*listener, error) {
+	// The listener binds before the handler exists so that a port of 0
+	// (a free port, as tests use) can be advertised as the port it got.
+	var handler deferredHandler
+	srv, err := netpoll.Listen(netpoll.Config{
+		Addr:           l.Addr(),
+		MaxFrameBytes:  cfg.SocketRequestMaxBytes,
+		MaxConnections: cfg.MaxConnections,
+		Logger:         logger.Named("net"),
+	}, &handler)
+	if err != nil {
+		return nil, err
+	}
+	pcfg.AdvertisedHost, pcfg.AdvertisedPort = advertised.Host, int32(advertised.Port)
+	if pcfg.AdvertisedPort == 0 {
+		pcfg.AdvertisedPort = int32(srv.Addr().(*net.TCPAddr).Port)
+	}
+	handler.Handler = protocol.New(pcfg, store, logger.Named("protocol"), protocol.WithGroups(groups))
+	logger.Info("broker listening",
+		zap.String("addr", srv.Addr().String()),
+		zap.String("listener", l.Name),
+		zap.String("advertised", net.JoinHostPort(pcfg.AdvertisedHost, strconv.Itoa(int(pcfg.AdvertisedPort)))),
+		zap.String("cluster_id", store.ClusterID()), zap.String("log_dir", cfg.LogDir))
+	return &listener{srv: srv, handler: handler.Handler}, nil
 }
 
 // deferredHandler lets the listener bind before the protocol handler is

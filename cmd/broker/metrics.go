@@ -15,14 +15,20 @@ import (
 
 // startMetrics serves GET /metrics in the Prometheus text format, record
 // lookups by key under /keys, and Go's profiles under /debug/pprof/.
-func startMetrics(addr string, srv *netpoll.Server, handler *protocol.Handler, store *log.Log, logger *zap.Logger) (*http.Server, error) {
+func startMetrics(addr string, listeners []*listener, store *log.Log, logger *zap.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics.listener: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
-		n, p, s := srv.Stats(), handler.Stats(), store.Stats()
+		var n netpoll.Stats
+		var p protocol.Stats
+		for _, l := range listeners {
+			n.Add(l.srv.Stats())
+			p.Add(l.handler.Stats())
+		}
+		s := store.Stats()
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		for _, m := range []struct {
 			name, help string
