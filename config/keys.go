@@ -132,7 +132,7 @@ var keys = []key{
 	boolKey("auto.create.topics.enable", "Create a topic when a client asks for metadata of, or produces to, a topic that does not exist.", func(c *Config) *bool { return &c.AutoCreateTopics }),
 	intKey("message.max.bytes", "INT", "Largest record batch the broker accepts, in bytes.", func(c *Config) *int32 { return &c.MessageMaxBytes }, 0, math.MaxInt32),
 	intKey("socket.request.max.bytes", "INT", "Largest request the broker reads, in bytes.", func(c *Config) *int32 { return &c.SocketRequestMaxBytes }, 1, math.MaxInt32),
-	intKey("max.connections", "INT", "Most client connections open at once.", func(c *Config) *int { return &c.MaxConnections }, 0, math.MaxInt32),
+	intKey("max.connections", "INT", "Most client connections open at once on each listener.", func(c *Config) *int { return &c.MaxConnections }, 0, math.MaxInt32),
 	retentionKey("log.retention.hours", "INT", "Hours to keep data; -1 keeps it forever. Used when log.retention.minutes and log.retention.ms are unset.", 3600*1000, math.MaxInt32, "168"),
 	retentionKey("log.retention.minutes", "INT", "Minutes to keep data; -1 keeps it forever. Used when log.retention.ms is unset.", 60*1000, math.MaxInt32, ""),
 	retentionKey("log.retention.ms", "LONG", "Milliseconds to keep data; -1 keeps it forever. Overrides log.retention.minutes and log.retention.hours.", 1, math.MaxInt64, ""),
