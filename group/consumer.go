@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"maps"
+	"math"
 	"regexp"
 	"slices"
 	"time"
@@ -24,6 +25,10 @@ const (
 	leaveEpoch       int32 = -1
 	staticLeaveEpoch int32 = -2
 )
+
+// maxIDBytes bounds group, member, instance and rack ids: the records
+// that store them give their lengths in 16 bits, as Kafka's do.
+const maxIDBytes = math.MaxInt16
 
 // memberState is where a consumer group member is on its way to its
 // target assignment, as Kafka names the states.
@@ -155,6 +160,9 @@ func validateHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest) (*regexp.Regexp,
 	switch {
 	case req.Group == "":
 		return nil, invalidRequest("GroupId can't be empty.")
+	case len(req.Group) > maxIDBytes || len(req.MemberID) > maxIDBytes ||
+		(req.InstanceID != nil && len(*req.InstanceID) > maxIDBytes) || (req.RackID != nil && len(*req.RackID) > maxIDBytes):
+		return nil, invalidRequest("Ids can be at most %d bytes.", maxIDBytes)
 	case req.Version >= 1 && req.MemberID == "":
 		return nil, invalidRequest("MemberId can't be empty.")
 	case req.InstanceID != nil && *req.InstanceID == "":
@@ -192,8 +200,13 @@ func validateHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest) (*regexp.Regexp,
 }
 
 // compileSubscription compiles a subscription regex, which must match a
-// whole topic name, as Kafka's RE2/J matches() does.
+// whole topic name, as Kafka's RE2/J matches() does. The expression is
+// checked on its own first: wrapped, "a)|(b" would be valid and match
+// anywhere.
 func compileSubscription(expr string) (*regexp.Regexp, error) {
+	if _, err := regexp.Compile(expr); err != nil {
+		return nil, err
+	}
 	return regexp.Compile("^(?:" + expr + ")$")
 }
 
@@ -206,6 +219,7 @@ func compileSubscription(expr string) (*regexp.Regexp, error) {
 func (c *Coordinator) ConsumerGroupHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest, client Client) *kmsg.ConsumerGroupHeartbeatResponse {
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 	fail := func(e *heartbeatError) *kmsg.ConsumerGroupHeartbeatResponse {
+		resp = req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
 		resp.ErrorCode = e.err.Code
 		if e.msg != "" {
 			resp.ErrorMessage = kmsg.StringPtr(e.msg)
@@ -296,7 +310,15 @@ func (g *group) consumerLeave(req *kmsg.ConsumerGroupHeartbeatRequest) *heartbea
 		return &heartbeatError{kerr.UnknownMemberID, fmt.Sprintf("Member %s is not a member of group %s.", req.MemberID, g.id)}
 	}
 	if req.MemberEpoch == staticLeaveEpoch && m.instanceID != nil {
+		// What it was giving up goes to the others now, as in Kafka; what
+		// it kept waits for its instance.
 		m.left = true
+		cg.release(m, m.revoking)
+		m.revoking = nil
+		if m.state == memberUnrevokedPartitions {
+			m.state = memberStable
+		}
+		cancel(&m.revocation)
 		cg.touch(m.id)
 		g.c.logger.Info("static member left the consumer group for now", zap.String("group", g.id), zap.String("member", m.id), zap.String("instance", *m.instanceID))
 	} else {
@@ -358,7 +380,13 @@ func (g *group) consumerHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest, re *r
 	if dirty {
 		cg.touch(m.id)
 	}
-	return g.storeConsumerError()
+	if herr := g.storeConsumerError(); herr != nil {
+		return herr
+	}
+	if cg.members[m.id] != m {
+		return &heartbeatError{kerr.UnknownServerError, fmt.Sprintf("Member %s's assignment or subscription is too large to store.", m.id)}
+	}
+	return nil
 }
 
 // consumerMemberFor finds the member a heartbeat is from, or adds it when
@@ -391,19 +419,24 @@ func (g *group) consumerMemberFor(req *kmsg.ConsumerGroupHeartbeatRequest) (m *c
 		}
 		return m, false, nil
 	}
-	if inst := req.InstanceID; inst != nil {
-		if prevID, ok := cg.static[*inst]; ok && prevID != req.MemberID {
-			prev := cg.members[prevID]
+	if m = cg.members[req.MemberID]; m != nil && !sameInstance(m.instanceID, req.InstanceID) {
+		return nil, false, invalidRequest("MemberId %s is in use by another member of the group.", req.MemberID)
+	}
+	if inst := req.InstanceID; inst != nil && m == nil {
+		if prev := cg.members[cg.static[*inst]]; prev != nil {
 			if !prev.left {
-				return nil, false, &heartbeatError{kerr.UnreleasedInstanceID, fmt.Sprintf("Static member %s with instance id %s is still in the group.", prevID, *inst)}
+				return nil, false, &heartbeatError{kerr.UnreleasedInstanceID, fmt.Sprintf("Static member %s with instance id %s is still in the group.", prev.id, *inst)}
 			}
 			return g.replaceStaticMember(prev, req.MemberID), false, nil
 		}
 	}
-	if m = cg.members[req.MemberID]; m != nil {
+	if m != nil {
 		// A rejoin with epoch 0 and the same id, after a lost response:
 		// the member carries on and gets its whole assignment again.
-		m.left = false
+		if m.left {
+			m.left = false
+			cg.touch(m.id)
+		}
 		return m, false, nil
 	}
 	if len(cg.members) >= g.c.opts.ConsumerMaxSize {
@@ -454,6 +487,12 @@ func (g *group) replaceStaticMember(prev *consumerMember, id string) *consumerMe
 	g.c.logger.Info("static member rejoined with a new member id",
 		zap.String("group", g.id), zap.String("instance", *m.instanceID), zap.String("old_member", prev.id), zap.String("member", id))
 	return &m
+}
+
+// sameInstance reports whether two group instance ids are the same, or
+// both absent.
+func sameInstance(a, b *string) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
 // ownsOnly reports whether owned, as a heartbeat gives it, lists only

@@ -2,11 +2,13 @@ package group
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 
 	"go.uber.org/zap"
@@ -59,13 +61,23 @@ type memberRecord struct {
 	Target             []topicSnapshot `json:"target"`
 }
 
-// topicSnapshot is one topic's partitions; Epochs, for assigned
-// partitions, gives the member epoch each came with.
+// topicSnapshot is one topic's partitions, packed so that a member's
+// record stays small with a large assignment (about 3 bytes a partition):
+// Partitions is base64 of uvarints, the first partition and then each
+// gap less one; Epochs, for assigned partitions, base64 of zigzag varints,
+// the member epoch each partition came with as a difference from the one
+// before.
 type topicSnapshot struct {
-	ID         string  `json:"id"`
-	Partitions []int32 `json:"partitions"`
-	Epochs     []int32 `json:"epochs,omitempty"`
+	ID         string `json:"id"`
+	Partitions string `json:"partitions"`
+	Epochs     string `json:"epochs,omitempty"`
 }
+
+// maxMemberRecordBytes bounds a member's record, well under the default
+// max.message.bytes of __consumer_offsets: a member whose record would be
+// larger (some 150,000 partitions, or a subscription of that size) is
+// removed from the group, since it could not be stored.
+const maxMemberRecordBytes = 512 << 10
 
 // consumerRecordKey is the key of the group's record (member
 // groupRecordID) or of one member's.
@@ -128,17 +140,28 @@ func groupTombstone(group string) []record.Record {
 func snapshotTopics(a assignment, at map[topicIDPartition]int32) []topicSnapshot {
 	out := []topicSnapshot{}
 	for _, id := range slices.SortedFunc(maps.Keys(a), compareTopicID) {
-		ts := topicSnapshot{ID: hex.EncodeToString(id[:]), Partitions: a[id]}
-		if at != nil {
-			for _, p := range a[id] {
-				ts.Epochs = append(ts.Epochs, at[topicIDPartition{id, p}])
+		var parts, epochs []byte
+		prevPartition, prevEpoch := int32(-1), int32(0)
+		for _, p := range a[id] {
+			parts = binary.AppendUvarint(parts, uint64(p-prevPartition-1))
+			prevPartition = p
+			if at != nil {
+				e := at[topicIDPartition{id, p}]
+				epochs = binary.AppendVarint(epochs, int64(e-prevEpoch))
+				prevEpoch = e
 			}
+		}
+		ts := topicSnapshot{ID: hex.EncodeToString(id[:]), Partitions: base64.StdEncoding.EncodeToString(parts)}
+		if at != nil {
+			ts.Epochs = base64.StdEncoding.EncodeToString(epochs)
 		}
 		out = append(out, ts)
 	}
 	return out
 }
 
+// restoreTopics unpacks snapshotTopics' topics, and the epochs into at
+// when it is not nil.
 func restoreTopics(ts []topicSnapshot, at map[topicIDPartition]int32) (assignment, error) {
 	a := assignment{}
 	for _, t := range ts {
@@ -147,11 +170,31 @@ func restoreTopics(ts []topicSnapshot, at map[topicIDPartition]int32) (assignmen
 			return nil, fmt.Errorf("group: topic id %q in a consumer group record", t.ID)
 		}
 		id := log.TopicID(raw)
-		for i, p := range t.Partitions {
-			a.add(id, p)
-			if at != nil && i < len(t.Epochs) {
-				at[topicIDPartition{id, p}] = t.Epochs[i]
+		parts, err := base64.StdEncoding.DecodeString(t.Partitions)
+		if err != nil {
+			return nil, fmt.Errorf("group: partitions of topic %s: %w", t.ID, err)
+		}
+		epochs, err := base64.StdEncoding.DecodeString(t.Epochs)
+		if err != nil {
+			return nil, fmt.Errorf("group: epochs of topic %s: %w", t.ID, err)
+		}
+		p, e := int64(-1), int64(0)
+		for len(parts) > 0 {
+			gap, n := binary.Uvarint(parts)
+			if n <= 0 || p+1+int64(gap) > math.MaxInt32 {
+				return nil, fmt.Errorf("group: partitions of topic %s are malformed", t.ID)
 			}
+			parts, p = parts[n:], p+1+int64(gap)
+			a.add(id, int32(p))
+			if at == nil || len(epochs) == 0 {
+				continue
+			}
+			d, n := binary.Varint(epochs)
+			if n <= 0 {
+				return nil, fmt.Errorf("group: epochs of topic %s are malformed", t.ID)
+			}
+			epochs, e = epochs[n:], e+d
+			at[topicIDPartition{id, int32(p)}] = int32(e)
 		}
 	}
 	return a, nil
@@ -194,13 +237,15 @@ func (g *group) storeConsumer() error {
 	if len(cg.dirty) == 0 {
 		return nil
 	}
-	ids := slices.Sorted(maps.Keys(cg.dirty))
-	values := make([][]byte, len(ids))
+	ids, values := g.dirtyRecords()
+	// Tombstones first: a crash between two batches then loses a new
+	// record (its member rejoins) rather than keeps an old one beside it.
 	recs := make([]record.Record, 0, len(ids))
-	for i, id := range ids {
-		values[i] = g.recordValue(id)
-		if values[i] != nil || g.storedConsumer[id] != nil {
-			recs = append(recs, record.Record{Key: consumerRecordKey(g.id, id), Value: values[i]})
+	for _, tombstones := range []bool{true, false} {
+		for i, id := range ids {
+			if (values[i] == nil) == tombstones && (values[i] != nil || g.storedConsumer[id] != nil) {
+				recs = append(recs, record.Record{Key: consumerRecordKey(g.id, id), Value: values[i]})
+			}
 		}
 	}
 	if err := g.c.writeBatches(recs); err != nil {
@@ -218,6 +263,31 @@ func (g *group) storeConsumer() error {
 	}
 	clear(cg.dirty)
 	return nil
+}
+
+// dirtyRecords encodes the touched records (nil for a tombstone). A
+// member whose record would be too large to store is removed first, which
+// touches others, so it encodes until no record is too large.
+func (g *group) dirtyRecords() ([]string, [][]byte) {
+	cg := g.consumer
+	for {
+		ids := slices.Sorted(maps.Keys(cg.dirty))
+		values := make([][]byte, len(ids))
+		var oversized *consumerMember
+		for i, id := range ids {
+			values[i] = g.recordValue(id)
+			if len(values[i]) > maxMemberRecordBytes {
+				oversized = cg.members[id]
+				break
+			}
+		}
+		if oversized == nil {
+			return ids, values
+		}
+		g.c.logger.Error("removing a consumer group member whose record is too large to store",
+			zap.String("group", g.id), zap.String("member", oversized.id), zap.Int("limit", maxMemberRecordBytes))
+		g.removeConsumerMember(oversized, "its record is too large to store")
+	}
 }
 
 // storeConsumerError stores the group for a heartbeat, whose client gets
@@ -277,7 +347,8 @@ func (g *group) restoreConsumer() error {
 	}
 	cg := newConsumerGroup()
 	cg.epoch, cg.assignmentEpoch, cg.assignor = gr.Epoch, gr.AssignmentEpoch, gr.Assignor
-	for id, value := range g.storedConsumer {
+	for _, id := range slices.Sorted(maps.Keys(g.storedConsumer)) {
+		value := g.storedConsumer[id]
 		if id == groupRecordID {
 			continue
 		}
@@ -312,22 +383,13 @@ func (g *group) restoreConsumer() error {
 			return err
 		}
 		cg.members[m.id] = m
-		if m.instanceID != nil {
-			cg.static[*m.instanceID] = m.id
-		}
-		for _, a := range []assignment{m.assigned, m.revoking} {
-			for tid, ps := range a {
-				for _, p := range ps {
-					cg.owners[topicIDPartition{tid, p}] = m.id
-				}
-			}
-		}
+		cg.restoreHolds(m)
 	}
 	g.consumer = cg
 	g.protocolType = consumerProtocolType
 	g.refreshSubscriptions(true)
 	if !cg.targetCovers() {
-		// Topics were created, grown or deleted after the snapshot was
+		// Topics were created, grown or deleted after the group was
 		// stored: the next heartbeat would not see the catalogue move.
 		g.bumpEpoch("subscribed topics changed since the group was stored")
 	}
@@ -341,6 +403,39 @@ func (g *group) restoreConsumer() error {
 		}
 	}
 	return nil
+}
+
+// restoreHolds takes a restored member's instance id and partitions into
+// the group's maps. Records written in more than one batch can, after a
+// crash between them, leave an instance id or a partition with two
+// members; the first member (by id) keeps it, the other is touched so it
+// is stored without it.
+func (cg *consumerGroup) restoreHolds(m *consumerMember) {
+	if m.instanceID != nil {
+		if _, taken := cg.static[*m.instanceID]; !taken {
+			cg.static[*m.instanceID] = m.id
+		}
+	}
+	for _, a := range []assignment{m.assigned, m.revoking} {
+		for tid, ps := range a {
+			kept := ps[:0]
+			for _, p := range ps {
+				tp := topicIDPartition{tid, p}
+				if owner, held := cg.owners[tp]; held && owner != m.id {
+					delete(m.assignedAt, tp)
+					cg.touch(m.id)
+					continue
+				}
+				cg.owners[tp] = m.id
+				kept = append(kept, p)
+			}
+			if len(kept) == 0 {
+				delete(a, tid)
+			} else {
+				a[tid] = kept
+			}
+		}
+	}
 }
 
 // targetCovers reports whether the target assignment holds every partition

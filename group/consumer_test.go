@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -1120,4 +1121,148 @@ func TestConsumerGroupStoresOnlyWhatChanged(t *testing.T) {
 	if n := written(func() { c.mustJoin() }); n != 3 {
 		t.Errorf("a join wrote %d records, want 3 (the group, the new member and the one whose target moved)", n)
 	}
+}
+
+// TestConsumerGroupStaticJoinWithAnotherMembersID: a static join whose
+// member id is another member's is refused, leaving the group as it was
+// (it once replaced that member and left an instance id pointing at no
+// member, whose next join panicked).
+func TestConsumerGroupStaticJoinWithAnotherMembersID(t *testing.T) {
+	e := newEnv(t)
+	x, y := e.consumer("g", "X", "a"), e.consumer("g", "Y", "a")
+	x.instance, y.instance = kmsg.StringPtr("i"), kmsg.StringPtr("j")
+	x.mustJoin()
+	y.mustJoin()
+	before := settle(t, e, "g", x, y)
+	if r := x.leave(-2); r.ErrorCode != 0 {
+		t.Fatalf("static leave: %s", code(r.ErrorCode))
+	}
+	thief := e.consumer("g", "Y", "a")
+	thief.instance = kmsg.StringPtr("i")
+	if r := thief.join(); r.ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("static join with another member's id: %s", code(r.ErrorCode))
+	}
+	w := e.consumer("g", "W", "a")
+	w.instance = kmsg.StringPtr("j")
+	if r := w.join(); r.ErrorCode != kerr.UnreleasedInstanceID.Code {
+		t.Fatalf("join with the instance id of a member still there: %s", code(r.ErrorCode))
+	}
+	if d := e.cgDescribe("g"); d.Epoch != before.Epoch || !slices.Equal(memberIDs(d), []string{"X", "Y"}) {
+		t.Fatalf("group after the refused joins: %+v", d)
+	}
+}
+
+// TestConsumerGroupStaticLeaveWhileRevoking: a static member that leaves
+// for now while it is giving up partitions gives them up at once, and no
+// rebalance timeout is left to remove it.
+func TestConsumerGroupStaticLeaveWhileRevoking(t *testing.T) {
+	e := newEnv(t)
+	s := e.consumer("g", "s", "a")
+	s.instance, s.rebalance = kmsg.StringPtr("i"), 50*time.Millisecond
+	s.mustJoin()
+	settle(t, e, "g", s)
+	b := e.consumer("g", "b", "a")
+	b.mustJoin()
+	s.mustBeat() // told to revoke
+	if d := describedMember(e.cgDescribe("g"), "s"); len(described(d.Assignment)["a"]) == 3 {
+		t.Fatalf("s was not asked to revoke: %+v", d)
+	}
+	if r := s.leave(-2); r.ErrorCode != 0 {
+		t.Fatalf("static leave: %s", code(r.ErrorCode))
+	}
+	b.mustBeat()
+	if len(b.owned["a"]) == 0 {
+		t.Fatalf("b did not get what s was giving up: %v", b.owned)
+	}
+	// Nothing is left to revoke, so no rebalance timeout can remove s:
+	// it stays for its instance.
+	g := e.c.lockGroup("g", false)
+	m := g.consumer.members["s"]
+	pending, timer := len(m.revoking), m.revocation != nil
+	g.mu.Unlock()
+	if pending != 0 || timer {
+		t.Fatalf("s left with %d partitions to revoke, revocation timer set: %v", pending, timer)
+	}
+}
+
+// TestConsumerGroupOffsetsExpireByCommitTime: a consumer group's offsets
+// expire by commit time, so a restart does not give them a new lease.
+func TestConsumerGroupOffsetsExpireByCommitTime(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	e := newEnv(t, func(o *Options) { o.Now = func() time.Time { return now }; o.OffsetsRetention = time.Hour })
+	m := e.consumer("g", "m", "a")
+	m.mustJoin()
+	if got := e.commit(9, "g", "m", m.epoch, "a", 42, 0); got[0] != 0 {
+		t.Fatalf("commit: %s", code(got[0]))
+	}
+	if r := m.leave(-1); r.ErrorCode != 0 {
+		t.Fatalf("leave: %s", code(r.ErrorCode))
+	}
+	now = now.Add(50 * time.Minute)
+	e.restart()
+	e.c.expireOffsets()
+	if got := e.fetch("g", "a", 0); got[tpKey("a", 0)] != 42 {
+		t.Fatalf("offsets 50 minutes after the commit: %v", got)
+	}
+	now = now.Add(20 * time.Minute)
+	e.c.expireOffsets()
+	if got := e.fetch("g", "a", 0); got[tpKey("a", 0)] != -1 {
+		t.Fatalf("offsets 70 minutes after the commit: %v", got)
+	}
+}
+
+// TestConsumerGroupHostileHeartbeats: input that could not be stored or
+// would defeat the whole-name match is refused, and a member whose record
+// would be too large to store is removed without blocking the others.
+func TestConsumerGroupHostileHeartbeats(t *testing.T) {
+	e := newEnv(t)
+	req := e.cgReq("g", "m", 0, nil, nil)
+	req.SubscribedTopicRegex = kmsg.StringPtr("a)|(b")
+	if r := e.cgh(req); r.ErrorCode != kerr.InvalidRegularExpression.Code {
+		t.Fatalf("regex escaping its wrapper: %s", code(r.ErrorCode))
+	}
+	if r := e.cgh(e.cgReq("g", strings.Repeat("m", 1<<16), 0, []string{"a"}, nil)); r.ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("a 64 KiB member id: %s", code(r.ErrorCode))
+	}
+
+	names := make([]string, 40000)
+	for i := range names {
+		names[i] = fmt.Sprintf("no-such-topic-%08d", i)
+	}
+	if r := e.cgh(e.cgReq("g", "huge", 0, names, nil)); r.ErrorCode != kerr.UnknownServerError.Code {
+		t.Fatalf("a subscription too large to store: %s", code(r.ErrorCode))
+	}
+	other := e.consumer("g", "other", "a")
+	other.mustJoin()
+	d := settle(t, e, "g", other)
+	e.restart()
+	if after := e.cgDescribe("g"); !slices.Equal(memberIDs(after), []string{"other"}) || after.Epoch != d.Epoch {
+		t.Fatalf("group after a restart: %+v, want only other at epoch %d", after, d.Epoch)
+	}
+}
+
+// TestConsumerGroupRestoreOverlap: records that, after a crash between
+// two batches, give a partition to two members are restored with the
+// partition held by one.
+func TestConsumerGroupRestoreOverlap(t *testing.T) {
+	e := newEnv(t)
+	a, b := e.consumer("g", "a", "a", "b"), e.consumer("g", "b", "a", "b")
+	a.mustJoin()
+	b.mustJoin()
+	settle(t, e, "g", a, b)
+	g := e.c.lockGroup("g", false)
+	ma, mb := g.consumer.members["a"], g.consumer.members["b"]
+	for id, ps := range ma.assigned {
+		for _, p := range ps {
+			mb.assigned.add(id, p)
+		}
+	}
+	g.consumer.touch("b")
+	if err := g.storeConsumer(); err != nil {
+		t.Fatal(err)
+	}
+	g.mu.Unlock()
+	e.restart()
+	checkExclusive(t, e, "g")
+	settle(t, e, "g", a, b)
 }

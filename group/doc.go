@@ -52,8 +52,17 @@
 //	key 0x1849, group id, member id: {"version":1, "instance_id", "rack_id", "client_id", "client_host",
 //	                                  "rebalance_timeout_ms", "topic_names", "regex", "server_assignor",
 //	                                  "epoch", "previous_epoch", "state", "left",
-//	                                  "assigned":[{"id":"<topic id hex>", "partitions":[...], "epochs":[...]}],
+//	                                  "assigned":[{"id":"<topic id hex>", "partitions":"<packed>", "epochs":"<packed>"}],
 //	                                  "revoking":[...], "target":[...]}
+//
+// Partition lists are packed (base64 of uvarint gaps; epochs as zigzag
+// varint differences), about 3 bytes a partition, and a member's record is
+// bounded by 512 KiB: a member whose record would be larger is removed
+// (its heartbeat gets UNKNOWN_SERVER_ERROR) rather than block the group's
+// writes. Records are written tombstones first, so a crash between two
+// batches of a large change loses new records (their members rejoin)
+// rather than keep old ones; a partition or instance id two restored
+// members claim stays with the first by member id.
 //
 // A null value is a tombstone: of a member that left, or of every record
 // of a group deleted, expired or turned classic. Open restores each group
@@ -95,11 +104,13 @@
 // file holding the latest rewrite, losing the offsets not committed since.
 //
 // Offsets expire as in Kafka (offsets.retention.minutes, checked every
-// offsets.retention.check.interval.ms): those of an Empty group once the
-// retention has passed since it became Empty (since the commit, for groups
-// that never had members), those of a Stable consumer group for topics it
-// no longer subscribes to, and any whose commit carried an expire
-// timestamp (v1-v4 RetentionTimeMillis) once it has passed. The same check
+// offsets.retention.check.interval.ms): those of an Empty classic group
+// once the retention has passed since it became Empty (since the commit,
+// for groups that never had members), those of a Stable classic consumer
+// group for topics it no longer subscribes to, those of a KIP-848 group
+// for topics no member subscribes to (by commit time, members or not),
+// and any whose commit carried an expire timestamp (v1-v4
+// RetentionTimeMillis) once it has passed. The same check
 // removes Empty groups left with no offsets.
 //
 // group.max.size bounds a classic group's members (those handed an id

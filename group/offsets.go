@@ -384,9 +384,11 @@ func (c *Coordinator) expireOffsets() {
 // expire removes g's expired offsets, as Kafka decides them: all of an
 // Empty group's once the retention has passed since it became Empty
 // (since each commit for a group that has had no members, whose offsets
-// are its consumers' own business), and those of a Stable consumer
-// group's topics that no member subscribes to any more, by commit time.
-// An offset committed with a retention time expires at that time instead.
+// are its consumers' own business), and those of a Stable classic
+// consumer group's topics that no member subscribes to any more, by commit
+// time; a KIP-848 group's offsets of topics no member subscribes to
+// expire by commit time too, whether it has members or not. An offset
+// committed with a retention time expires at that time instead.
 func (g *group) expire(now time.Time) {
 	nowMs, retention := now.UnixMilli(), g.c.opts.OffsetsRetention.Milliseconds()
 	expired := func(base int64, o offset) bool {
@@ -396,6 +398,14 @@ func (g *group) expire(now time.Time) {
 		return nowMs-base >= retention
 	}
 	switch {
+	case g.consumer != nil:
+		// A consumer group's offsets expire by commit time, whatever
+		// its state, unless a member subscribes to their topic, as in
+		// Kafka.
+		subscribed, _ := g.subscribedTopics()
+		g.dropOffsets(func(tp topicPartition, o offset) bool {
+			return !subscribed[tp.topic] && expired(o.commitTime, o)
+		}, "offsets expired")
 	case g.state == empty && g.protocolType != "":
 		since := g.stateSince.UnixMilli()
 		g.dropOffsets(func(_ topicPartition, o offset) bool { return expired(since, o) }, "offsets expired")
