@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -577,6 +578,71 @@ func TestGroupAdmin(t *testing.T) {
 	if listed, err := adm.ListGroups(ctx); err != nil || len(listed) != 0 {
 		t.Errorf("groups left after deleting both: %v, %v", listed, err)
 	}
+}
+
+// TestConsumerGroupAdmin describes, lists and deletes a KIP-848 group
+// with kadm while two range-assigned franz-go members consume from it.
+func TestConsumerGroupAdmin(t *testing.T) {
+	b := startBroker(t, t.TempDir(), groupFlags...)
+	adm := newAdmin(t, b)
+	createTopic(t, adm, "admin-848", 4, nil)
+	ctx := testCtx(t, requestTimeout)
+	tr := newTracker(t)
+	opts := []kgo.Opt{kgo.ServerSideBalancer(), kgo.Balancers(kgo.RangeBalancer())}
+	m0 := startMember(t, b, tr, "admin-848-0", "next-gen", "admin-848", opts...)
+	m1 := startMember(t, b, tr, "admin-848-1", "next-gen", "admin-848", opts...)
+	var g kadm.DescribedConsumerGroup
+	eventually(t, requestTimeout, "the group is Stable with both members", func() error {
+		d, err := adm.DescribeConsumerGroups(ctx, "next-gen")
+		if err != nil {
+			return err
+		}
+		if g = d["next-gen"]; g.Err != nil || g.State != "Stable" || len(g.Members) != 2 {
+			return fmt.Errorf("group %q with %d members (%v)", g.State, len(g.Members), g.Err)
+		}
+		return nil
+	})
+	if g.AssignorName != "range" || g.Epoch != g.AssignmentEpoch {
+		t.Errorf("described %+v", g)
+	}
+	var assigned []int32
+	for _, m := range g.Members {
+		if m.MemberEpoch != g.Epoch || m.MemberType != 1 || len(m.SubscribedTopics) != 1 || !strings.HasPrefix(m.ClientHost, "/127.0.0.1") {
+			t.Errorf("member %+v", m)
+		}
+		ps := slices.Sorted(maps.Keys(m.Assignment["admin-848"]))
+		target := slices.Sorted(maps.Keys(m.TargetAssignment["admin-848"]))
+		if len(m.Assignment) != 1 || len(ps) != 2 || ps[1] != ps[0]+1 || !slices.Equal(ps, target) { // range: contiguous
+			t.Errorf("member %s: assignment %v, target %v", m.MemberID, m.Assignment, m.TargetAssignment)
+		}
+		assigned = append(assigned, ps...)
+	}
+	if slices.Sort(assigned); !slices.Equal(assigned, []int32{0, 1, 2, 3}) {
+		t.Errorf("partitions assigned: %v", assigned)
+	}
+
+	listed, err := adm.ListGroupsByType(ctx, []string{"consumer"})
+	if err != nil {
+		t.Fatalf("ListGroupsByType: %v", err)
+	}
+	if l := listed.Sorted(); len(l) != 1 || l[0].Group != "next-gen" || l[0].State != "Stable" || l[0].ProtocolType != "consumer" {
+		t.Errorf("consumer groups listed: %+v", l)
+	}
+	if classic, err := adm.DescribeGroups(ctx, "next-gen"); err != nil || !errors.Is(classic["next-gen"].Err, kerr.GroupIDNotFound) {
+		t.Errorf("DescribeGroups of a KIP-848 group: %+v, %v; want GROUP_ID_NOT_FOUND as Kafka answers", classic["next-gen"], err)
+	}
+	if deleted, err := adm.DeleteGroups(ctx, "next-gen"); err != nil || !errors.Is(deleted["next-gen"].Err, kerr.NonEmptyGroup) {
+		t.Errorf("deleting a group with members: %+v, %v", deleted, err)
+	}
+	m0.close()
+	m1.close()
+	eventually(t, requestTimeout, "the members' leaves empty the group", func() error {
+		deleted, err := adm.DeleteGroups(ctx, "next-gen")
+		if err != nil {
+			return err
+		}
+		return deleted["next-gen"].Err
+	})
 }
 
 // TestOffsetsTopicIsProtected checks what clients see of
