@@ -50,4 +50,5 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEntry -fuzztime 30s ./log/
 	$(GO) test -run '^$$' -fuzz FuzzRecovery -fuzztime 30s ./log/
 	$(GO) test -run '^$$' -fuzz FuzzRequest -fuzztime 30s ./protocol/
+	$(GO) test -run '^$$' -fuzz FuzzConsumerGroupHeartbeats -fuzztime 30s ./group/
 	$(GO) test -run '^$$' -fuzz FuzzFrames -fuzztime 30s ./netpoll/
