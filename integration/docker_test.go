@@ -15,9 +15,11 @@ import (
 )
 
 // TestDockerImage builds the image from the Dockerfile (base images made
-// locally: no registry is reachable), runs it with KAFKA_ADVERTISED_LISTENERS
-// and a named volume, produces and consumes through it with franz-go,
-// restarts the container on the same volume and reads the data back.
+// locally: no registry is reachable), runs it with the environment the
+// official apache/kafka image takes in KRaft mode (a controller listener
+// beside the client one) and a named volume, produces and consumes
+// through it with franz-go, restarts the container on the same volume and
+// reads the data back.
 func TestDockerImage(t *testing.T) {
 	if _, err := exec.LookPath("docker"); err != nil || exec.Command("docker", "info").Run() != nil {
 		hint := "docker engine not available: install and start it (docker.io) to test the image"
@@ -67,7 +69,13 @@ func TestDockerImage(t *testing.T) {
 	})
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	docker("run", "-d", "--name", name, "-p", addr+":9092", "-v", volume+":/data",
+		"-e", "KAFKA_NODE_ID=1", "-e", "KAFKA_PROCESS_ROLES=broker,controller",
+		"-e", "KAFKA_LISTENERS=PLAINTEXT://:9092,CONTROLLER://:9093",
 		"-e", "KAFKA_ADVERTISED_LISTENERS=PLAINTEXT://"+addr,
+		"-e", "KAFKA_CONTROLLER_LISTENER_NAMES=CONTROLLER",
+		"-e", "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+		"-e", "KAFKA_CONTROLLER_QUORUM_VOTERS=1@localhost:9093",
+		"-e", "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR=1",
 		"-e", "KAFKA_COMMITLOG_SEGMENT_BYTES=16777216", "-e", "KAFKA_MESSAGE_MAX_BYTES=1048588",
 		tag)
 
