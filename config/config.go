@@ -73,6 +73,7 @@ type Config struct {
 	CommitLogSegmentBytes       int64             // commitlog.segment.bytes
 	ConsumeQueueEntries         int64             // consumequeue.segment.entries
 	FetchSendfileMinBytes       int64             // fetch.sendfile.min.bytes
+	FetchSessionCacheSlots      int32             // max.incremental.fetch.session.cache.slots
 	MessageTimestampType        string            // log.message.timestamp.type: CreateTime or LogAppendTime
 	LogCleanupPolicy            string            // log.cleanup.policy
 	LoggerFormat                string            // logger.format: console or json
@@ -126,6 +127,7 @@ func Default() *Config {
 		CommitLogSegmentBytes:       1 << 30,
 		ConsumeQueueEntries:         300000,
 		FetchSendfileMinBytes:       DefaultFetchSendfileMinBytes,
+		FetchSessionCacheSlots:      1000,
 		MessageTimestampType:        "CreateTime",
 		LogCleanupPolicy:            "delete",
 		LoggerFormat:                "console",

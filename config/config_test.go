@@ -35,6 +35,7 @@ func TestDefault(t *testing.T) {
 		CommitLogSegmentBytes:       1073741824,
 		ConsumeQueueEntries:         300000,
 		FetchSendfileMinBytes:       16384,
+		FetchSessionCacheSlots:      1000,
 		MessageTimestampType:        "CreateTime",
 		LogCleanupPolicy:            "delete",
 		LoggerFormat:                "console",

@@ -149,6 +149,7 @@ var keys = []key{
 	// INT topic config segment.bytes.
 	intKey("commitlog.segment.bytes", "LONG", "Size of a commit log segment file, in bytes; must exceed message.max.bytes + 4096.", func(c *Config) *int64 { return &c.CommitLogSegmentBytes }, 64<<10, math.MaxInt32),
 	intKey("consumequeue.segment.entries", "LONG", "Index entries per consume queue file.", func(c *Config) *int64 { return &c.ConsumeQueueEntries }, 1, math.MaxInt64),
+	intKey("max.incremental.fetch.session.cache.slots", "INT", "Incremental fetch sessions (KIP-227) kept on each listener; 0 declines them, so clients send full fetches.", func(c *Config) *int32 { return &c.FetchSessionCacheSlots }, 0, math.MaxInt32),
 	intKey("fetch.sendfile.min.bytes", "LONG", "Fetched record ranges smaller than this are copied from memory instead of sent with sendfile.", func(c *Config) *int64 { return &c.FetchSendfileMinBytes }, 0, math.MaxInt64),
 	enumKey("log.message.timestamp.type", "Whether record timestamps are the producer's (CreateTime) or the broker's append time (LogAppendTime).", func(c *Config) *string { return &c.MessageTimestampType }, "CreateTime", "LogAppendTime"),
 	{

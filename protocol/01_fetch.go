@@ -14,9 +14,10 @@ import (
 )
 
 // Fetch (key 1), v4-v18: v4 is the first version that carries magic-2
-// batches and the last stable offset; v13 names topics by ID. Fetch
-// sessions are not kept: every response has session ID 0, which tells
-// clients to send full fetches (KIP-227 allows a broker to decline).
+// batches and the last stable offset; v7 brings incremental fetch
+// sessions (KIP-227, fetch_session.go), up to
+// max.incremental.fetch.session.cache.slots of them; v13 names topics by
+// ID.
 func init() { register(api{key: 1, min: 4, max: 18, serve: serveFetch}) }
 
 // fetchPartition is one partition of a fetch as it is being answered.
@@ -26,6 +27,9 @@ type fetchPartition struct {
 	errorCode int16
 	chunks    []log.Chunk
 	bytes     int64
+	// hwm and start are the high watermark and log start offset the
+	// response gives, read once the fetch is done waiting.
+	hwm, start int64
 	// data holds the records already read, for files that cannot be sent
 	// with sendfile nor viewed through a mapping.
 	data []byte
@@ -43,10 +47,18 @@ func serveFetch(h *Handler, ctx context.Context, r *request) (*netpoll.Response,
 	if err := req.ReadFrom(r.body); err != nil {
 		return nil, fmt.Errorf("%w: Fetch v%d: %v", ErrMalformed, r.version, err)
 	}
-	if req.SessionID != 0 && req.SessionEpoch > 0 {
-		// We never hand out session IDs, so an incremental fetch cannot
-		// name one of ours.
-		return encodeResponse(r, &kmsg.FetchResponse{ErrorCode: kerr.FetchSessionIDNotFound.Code}), nil
+	session, code := h.fetchSession(r.version, req)
+	if code != 0 {
+		resp := req.ResponseKind().(*kmsg.FetchResponse)
+		resp.ErrorCode = code
+		return encodeResponse(r, resp), nil
+	}
+	var sessionID int32
+	if session != nil {
+		sessionID = session.id
+		session.mu.Lock()
+		req = session.request(req)
+		session.mu.Unlock()
 	}
 	topics := h.resolveFetch(r.version, req)
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
@@ -74,11 +86,65 @@ func serveFetch(h *Handler, ctx context.Context, r *request) (*netpoll.Response,
 		}
 	}
 	readUnmapped(topics)
-	resp, err := h.encodeFetch(r, topics)
+	for i := range topics {
+		for j := range topics[i].parts {
+			if fp := &topics[i].parts[j]; fp.part != nil {
+				fp.hwm, fp.start = fp.part.HighWatermark(), fp.part.LogStartOffset()
+			} else {
+				fp.hwm, fp.start = -1, -1
+			}
+		}
+	}
+	if session != nil {
+		session.mu.Lock()
+		topics = session.answer(topics)
+		session.mu.Unlock()
+	}
+	resp, err := h.encodeFetch(r, sessionID, topics)
 	if err != nil {
 		releaseAll(topics)
 	}
 	return resp, err
+}
+
+// fetchSession is the session a fetch is part of, after applying what the
+// fetch says of it (KIP-227): nil for a fetch without one, or an error
+// code for the response.
+func (h *Handler) fetchSession(version int16, req *kmsg.FetchRequest) (*fetchSession, int16) {
+	if version < 7 || h.sessions == nil {
+		return nil, 0
+	}
+	switch {
+	case req.SessionEpoch == 0 || req.SessionEpoch == finalEpoch:
+		// A full fetch ends the session it names, and opens a new one
+		// unless it is final.
+		if req.SessionID != 0 {
+			h.sessions.close(req.SessionID)
+		}
+		if req.SessionEpoch == finalEpoch {
+			return nil, 0
+		}
+		s := h.sessions.open()
+		if s != nil {
+			s.byID = version >= 13
+			s.update(req)
+		}
+		return s, 0
+	case req.SessionID == 0:
+		return nil, kerr.InvalidFetchSessionEpoch.Code
+	}
+	s := h.sessions.get(req.SessionID)
+	if s == nil {
+		return nil, kerr.FetchSessionIDNotFound.Code
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if req.SessionEpoch != s.epoch || s.byID != (version >= 13) {
+		return nil, kerr.InvalidFetchSessionEpoch.Code
+	}
+	s.epoch = nextEpoch(s.epoch)
+	s.update(req)
+	return s, 0
 }
 
 // releaseAll drops the file references of a fetch once it is sent.
@@ -211,7 +277,7 @@ func watch(topics []fetchTopic, wake chan struct{}, on bool) {
 // pieces for the size prefix), and the batches
 // themselves follow as file ranges for sendfile (or, below the threshold,
 // as bytes copied from the mmap). Field order follows the Fetch schema.
-func (h *Handler) encodeFetch(r *request, topics []fetchTopic) (*netpoll.Response, error) {
+func (h *Handler) encodeFetch(r *request, sessionID int32, topics []fetchTopic) (*netpoll.Response, error) {
 	e := fetchEncoder{flexible: r.version >= 12, threshold: h.cfg.FetchSendfileMinBytes}
 	e.buf = make([]byte, 0, 512)
 	e.buf = binary.BigEndian.AppendUint32(e.buf, uint32(r.correlationID))
@@ -221,7 +287,7 @@ func (h *Handler) encodeFetch(r *request, topics []fetchTopic) (*netpoll.Respons
 	e.int32(0) // throttle
 	if r.version >= 7 {
 		e.int16(0) // error code
-		e.int32(0) // session id: sessions declined
+		e.int32(sessionID)
 	}
 	e.arrayLen(len(topics))
 	for i := range topics {
@@ -234,16 +300,12 @@ func (h *Handler) encodeFetch(r *request, topics []fetchTopic) (*netpoll.Respons
 		e.arrayLen(len(ft.parts))
 		for j := range ft.parts {
 			fp := &ft.parts[j]
-			hwm, start := int64(-1), int64(-1)
-			if fp.part != nil {
-				hwm, start = fp.part.HighWatermark(), fp.part.LogStartOffset()
-			}
 			e.int32(fp.req.Partition)
 			e.int16(fp.errorCode)
-			e.int64(hwm)
-			e.int64(hwm) // last stable offset: no transactions, so the high watermark
+			e.int64(fp.hwm)
+			e.int64(fp.hwm) // last stable offset: no transactions, so the high watermark
 			if r.version >= 5 {
-				e.int64(start)
+				e.int64(fp.start)
 			}
 			e.nullArray() // aborted transactions
 			if r.version >= 11 {

@@ -52,8 +52,11 @@ type Config struct {
 	// FetchSendfileMinBytes: record ranges at least this long go to the
 	// socket with sendfile; shorter ones are copied from the mmap.
 	FetchSendfileMinBytes int64
-	BrokerConfigs         []ConfigEntry
-	TopicDefaults         map[string]TopicConfigDefault
+	// FetchSessionSlots is how many incremental fetch sessions (KIP-227)
+	// the handler keeps; 0 declines them.
+	FetchSessionSlots int
+	BrokerConfigs     []ConfigEntry
+	TopicDefaults     map[string]TopicConfigDefault
 	// ValidateTopicConfig checks a topic config name and value.
 	ValidateTopicConfig func(name, value string) error
 }
@@ -79,6 +82,8 @@ type Handler struct {
 	store  *log.Log
 	logger *zap.Logger
 	groups *group.Coordinator // nil: the group APIs are not served
+	// sessions are the incremental fetch sessions; nil declines them.
+	sessions *fetchSessions
 
 	requests         atomic.Uint64
 	fetchBytesCopied atomic.Uint64
@@ -98,6 +103,9 @@ func WithGroups(c *group.Coordinator) Option {
 // New returns a Handler serving store.
 func New(cfg Config, store *log.Log, logger *zap.Logger, opts ...Option) *Handler {
 	h := &Handler{cfg: cfg, store: store, logger: logger}
+	if cfg.FetchSessionSlots > 0 {
+		h.sessions = newFetchSessions(cfg.FetchSessionSlots)
+	}
 	for _, o := range opts {
 		o(h)
 	}

@@ -118,6 +118,7 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 		NumPartitions:            cfg.NumPartitions,
 		DefaultReplicationFactor: cfg.DefaultReplicationFactor,
 		FetchSendfileMinBytes:    cfg.FetchSendfileMinBytes,
+		FetchSessionSlots:        int(cfg.FetchSessionCacheSlots),
 		BrokerConfigs:            brokerConfigs,
 		TopicDefaults:            protoDefaults,
 		ValidateTopicConfig:      config.ValidateTopicConfig,
