@@ -27,6 +27,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -64,6 +65,7 @@ type config struct {
 	Timeout     time.Duration // per phase
 	ClientLog   kgo.LogLevel  // franz-go client logging, to Log
 	StopTimeout time.Duration
+	CPUProfile  string    // file for a CPU profile of the client side; empty for none
 	Log         io.Writer // progress lines; never nil after parseFlags
 }
 
@@ -78,6 +80,18 @@ func benchMain(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signalContext()
 	defer stop()
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "bench: cpuprofile: "+err.Error())
+			return 2
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	rep, err := run(ctx, cfg)
 	if rep != nil {
 		if cfg.JSON {
@@ -108,6 +122,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		timeout     = fs.Duration("timeout", 10*time.Minute, "time limit for each phase (start, produce, consume)")
 		stopTimeout = fs.Duration("stop-timeout", 30*time.Second, "how long to wait for a target to exit after SIGTERM before killing it")
 		clientLog   = fs.String("client-log", "none", "franz-go client log level, to stderr: none, error, warn, info, debug")
+		cpuProfile  = fs.String("cpuprofile", "", "write a CPU profile of the client side (producer and consumer) to this file")
 		brokerArgs  stringList
 	)
 	fs.Var(&brokerArgs, "broker-arg", "extra argument for the broker binary, e.g. --broker-arg=--log.flush.interval.ms=1000 (repeatable)")
@@ -124,6 +139,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	cfg := &config{
 		BrokerBin:   *brokerBin,
 		BrokerArgs:  brokerArgs,
+		CPUProfile:  *cpuProfile,
 		Linger:      *linger,
 		Compression: *compression,
 		JSON:        *jsonOut,
