@@ -29,7 +29,12 @@ func FuzzRequest(f *testing.F) {
 	join.SetVersion(1)
 	describe := kmsg.NewPtrConsumerGroupDescribeRequest()
 	describe.Groups = []string{"g", ""}
-	seeds = append(seeds, join, describe)
+	session := fetchReq(13, "", log.TopicID{1}, 0, 0, 1, 1<<20)
+	session.SessionEpoch = 0
+	incremental := fetchReq(13, "", log.TopicID{1}, 0, 0, 1, 1<<20)
+	incremental.SessionID, incremental.SessionEpoch = 1, 1
+	incremental.ForgottenTopics = []kmsg.FetchRequestForgottenTopic{{TopicID: [16]byte{1}, Partitions: []int32{0}}}
+	seeds = append(seeds, join, describe, session, incremental)
 	for _, key := range []int16{2, 3, 8, 9, 11, 12, 13, 14, 15, 16, 18, 19, 20, 22, 32, 37, 42, 47, 60, 68, 69} {
 		req := kmsg.RequestForKey(key)
 		req.SetVersion(req.MaxVersion())

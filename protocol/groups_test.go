@@ -27,7 +27,9 @@ func newGroupHandler(t testing.TB) (*Handler, *log.Log) {
 		t.Fatalf("opening the coordinator: %v", err)
 	}
 	t.Cleanup(c.Close)
-	return New(h.cfg, store, zap.NewNop(), WithGroups(c)), store
+	cfg := h.cfg
+	cfg.FetchSessionSlots = 4
+	return New(cfg, store, zap.NewNop(), WithGroups(c)), store
 }
 
 func TestGroupAPIsNeedACoordinator(t *testing.T) {
