@@ -95,13 +95,15 @@
 // members' sessions expire, and members of an unfinished rebalance rejoin.
 //
 // The store does not compact, so the coordinator does it itself at every
-// offsets retention check: when the topic holds superseded records, it
-// appends every live offset again and deletes all that came before
-// (DeleteRecords). The topic thus stays near the size of the live offsets
-// plus one check interval of commits, Open replays no more than that, and
-// the topic does not pin old CommitLog files, which retention could then
-// never free. A disk above log.disk.reclaim.ratio may still reclaim the
-// file holding the latest rewrite, losing the offsets not committed since.
+// offsets retention check: when the topic holds superseded records, or its
+// live records lie more than a CommitLog file behind the end (a group that
+// committed once and never again), it appends every live record again and
+// deletes all that came before (DeleteRecords). The topic thus stays near
+// the size of its live records plus one check interval of commits, Open
+// replays no more than that, and the topic pins at most the newest two
+// CommitLog files, never older ones that retention could then not free. A
+// disk above log.disk.reclaim.ratio that reclaims down to those files
+// still loses the offsets in them.
 //
 // Offsets expire as in Kafka (offsets.retention.minutes, checked every
 // offsets.retention.check.interval.ms): those of an Empty classic group

@@ -361,6 +361,47 @@ func TestCompaction(t *testing.T) {
 	}
 }
 
+// TestCompactionUnpinsOldFiles: a group that committed once and never
+// again must not keep the CommitLog files written since from being
+// deleted, so its live record is rewritten once it lies more than a file
+// behind.
+func TestCompactionUnpinsOldFiles(t *testing.T) {
+	e := newEnv(t)
+	e.commit(8, "idle", "", -1, "a", 7, 0)
+	p, err := e.store.Partition(OffsetsTopic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.c.compact()
+	if start := p.LogStartOffset(); start != 0 {
+		t.Fatalf("a fresh commit was rewritten: log start %d", start)
+	}
+	other, err := e.store.Partition("b", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := record.Build(nil, record.Header{ProducerID: -1, ProducerEpoch: -1, BaseSequence: -1}, []record.Record{{Value: make([]byte, 64<<10)}}, record.None)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for pinned := int64(0); pinned <= e.store.SegmentBytes(); {
+		if _, err := other.Append(batch); err != nil {
+			t.Fatal(err)
+		}
+		if pinned, err = p.PinnedBytes(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.c.compact()
+	if pinned, err := p.PinnedBytes(); err != nil || pinned > e.store.SegmentBytes() || p.LogStartOffset() == 0 {
+		t.Fatalf("after compaction: %d bytes pinned, log start %d (%v)", pinned, p.LogStartOffset(), err)
+	}
+	e.restart()
+	if got := e.fetch("idle", "a", 0); got["a/0"] != 7 {
+		t.Fatalf("the rewritten commit after a restart: %v", got)
+	}
+}
+
 func TestRecordsAreKafkas(t *testing.T) {
 	// The records are Kafka's __consumer_offsets format, readable by
 	// tools that decode that topic.

@@ -383,9 +383,10 @@ func (c *Coordinator) writeBatches(recs []record.Record) error {
 }
 
 // compact stands in for the log compaction the store does not do: when
-// __consumer_offsets holds records that later ones supersede, it appends
-// every group's live offsets again and then deletes everything before
-// them (DeleteRecords). Without it the topic would keep every commit ever
+// __consumer_offsets holds records that later ones supersede, or its live
+// records lie more than a CommitLog file behind the end, it appends every
+// group's live records again and then deletes everything before them
+// (DeleteRecords). Without it the topic would keep every commit ever
 // made, and with it the oldest CommitLog files, which retention could
 // then never free. Each group is rewritten under its mutex, so a commit
 // lands either before its rewrite (and is rewritten) or after it; a group
@@ -408,8 +409,17 @@ func (c *Coordinator) compact() {
 		live += len(g.storedConsumer)
 		g.mu.Unlock()
 	}
-	if cut-p.LogStartOffset() <= int64(live) {
-		return // nothing superseded (or too little to tell)
+	pinned, err := p.PinnedBytes()
+	if err != nil {
+		c.logger.Error("compacting the offsets topic", zap.Error(err))
+		return
+	}
+	// Rewrite when records are superseded, or when live ones, however few,
+	// hold a CommitLog file behind them that nothing else needs: a group
+	// that committed once and never again would otherwise keep every file
+	// from its commit on from being deleted.
+	if cut-p.LogStartOffset() <= int64(live) && pinned <= c.store.SegmentBytes() {
+		return
 	}
 	for _, g := range groups {
 		if err := g.rewrite(); err != nil {

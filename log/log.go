@@ -269,6 +269,9 @@ func (l *Log) Topics() []Topic {
 	return out
 }
 
+// SegmentBytes is the size of each CommitLog file.
+func (l *Log) SegmentBytes() int64 { return l.opts.SegmentBytes }
+
 // CatalogVersion changes (grows) whenever a topic is created, grown or
 // deleted.
 func (l *Log) CatalogVersion() uint64 { return l.catalogVersion.Load() }

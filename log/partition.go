@@ -97,6 +97,28 @@ func (p *Partition) HighWatermark() int64 { return p.end.Load() }
 // LogStartOffset is the first offset still readable.
 func (p *Partition) LogStartOffset() int64 { return p.start.Load() }
 
+// PinnedBytes is how far behind the end of the CommitLog the partition's
+// oldest live batch lies: the CommitLog bytes it keeps from being deleted
+// (0 when it has no live batch). A topic that retention never trims, such
+// as the offsets topic, can rewrite its live records once this passes a
+// file's size, so that it never holds old files.
+func (p *Partition) PinnedBytes() (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.start.Load() >= p.end.Load() {
+		return 0, nil
+	}
+	i, ok := p.cq.SearchOffset(p.start.Load())
+	if !ok {
+		return 0, nil
+	}
+	e, err := p.cq.At(i)
+	if err != nil {
+		return 0, errors.Join(ErrStorage, err)
+	}
+	return p.log.cl.written.Load() - e.Pos, nil
+}
+
 // AppendResult says where a batch landed.
 type AppendResult struct {
 	BaseOffset     int64
