@@ -166,7 +166,8 @@ func (c *Config) ClientListeners() []Listener {
 
 // AdvertisedFor is the address advertised to clients of listener l: the
 // advertised listener of the same name, or l itself with a wildcard host
-// advertised as localhost.
+// advertised as localhost (Kafka would not advertise a listener missing
+// from advertised.listeners at all, and its clients would find no broker).
 func (c *Config) AdvertisedFor(l Listener) Listener {
 	for _, a := range c.AdvertisedListeners {
 		if a.Name == l.Name {
@@ -254,12 +255,35 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	advertised := 0
 	for _, l := range c.AdvertisedListeners {
+		if slices.Contains(c.ControllerListenerNames, l.Name) {
+			continue // as Kafka, controller listeners are not advertised to clients
+		}
 		if !slices.ContainsFunc(clients, func(cl Listener) bool { return cl.Name == l.Name }) {
 			return &ValueError{
 				Key:      "advertised.listeners",
 				Value:    l.String(),
-				Expected: "a listener whose name also appears in listeners (and not in controller.listener.names)",
+				Expected: "a listener whose name also appears in listeners",
+			}
+		}
+		advertised++
+	}
+	if advertised == 0 {
+		return &ValueError{
+			Key:      "advertised.listeners",
+			Value:    joinListeners(c.AdvertisedListeners),
+			Expected: "at least one listener that is not a controller listener",
+		}
+	}
+	for i, a := range clients {
+		for _, b := range clients[i+1:] {
+			if a.Port != 0 && a.Port == b.Port && (a.Host == b.Host || wildcardHost(a.Host) || wildcardHost(b.Host)) {
+				return &ValueError{
+					Key:      "listeners",
+					Value:    joinListeners(c.Listeners),
+					Expected: "listeners on different ports",
+				}
 			}
 		}
 	}

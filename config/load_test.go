@@ -154,6 +154,11 @@ func TestKRaftListeners(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
+	// Kafka's own config/kraft/server.properties advertises its controller
+	// listener too, which clients are never given.
+	if _, _, err := Load(nil, append(slices.Clone(env), "KAFKA_ADVERTISED_LISTENERS=PLAINTEXT://broker:9092,PLAINTEXT_HOST://localhost:29092,CONTROLLER://localhost:9093")); err != nil {
+		t.Fatalf("Load with the controller listener advertised: %v", err)
+	}
 	var served []string
 	for _, l := range c.ClientListeners() {
 		served = append(served, l.String()+" -> "+c.AdvertisedFor(l).String())
@@ -172,8 +177,10 @@ func TestKRaftListeners(t *testing.T) {
 		{"a listener missing from the protocol map", []string{"KAFKA_LISTENERS=INTERNAL://:9093"}, "listeners"},
 		{"only a controller listener", []string{"KAFKA_LISTENERS=CONTROLLER://:9093", "KAFKA_CONTROLLER_LISTENER_NAMES=CONTROLLER",
 			"KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=CONTROLLER:PLAINTEXT"}, "listeners"},
-		{"the controller listener advertised", []string{"KAFKA_LISTENERS=PLAINTEXT://:9092,CONTROLLER://:9093", "KAFKA_CONTROLLER_LISTENER_NAMES=CONTROLLER",
+		{"only the controller listener advertised", []string{"KAFKA_LISTENERS=PLAINTEXT://:9092,CONTROLLER://:9093", "KAFKA_CONTROLLER_LISTENER_NAMES=CONTROLLER",
 			"KAFKA_ADVERTISED_LISTENERS=CONTROLLER://localhost:9093"}, "advertised.listeners"},
+		{"two listeners on one port", []string{"KAFKA_LISTENERS=PLAINTEXT://127.0.0.1:9092,EXTERNAL://:9092",
+			"KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT"}, "listeners"},
 		{"an unknown security protocol", []string{"KAFKA_LISTENER_SECURITY_PROTOCOL_MAP=PLAINTEXT:TLS"}, "listener.security.protocol.map"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -47,11 +47,9 @@ func serveFetch(h *Handler, ctx context.Context, r *request) (*netpoll.Response,
 	if err := req.ReadFrom(r.body); err != nil {
 		return nil, fmt.Errorf("%w: Fetch v%d: %v", ErrMalformed, r.version, err)
 	}
-	session, code := h.fetchSession(r.version, req)
+	session, epoch, code := h.fetchSession(r.version, req)
 	if code != 0 {
-		resp := req.ResponseKind().(*kmsg.FetchResponse)
-		resp.ErrorCode = code
-		return encodeResponse(r, resp), nil
+		return fetchError(r, req, code), nil
 	}
 	var sessionID int32
 	if session != nil {
@@ -97,8 +95,13 @@ func serveFetch(h *Handler, ctx context.Context, r *request) (*netpoll.Response,
 	}
 	if session != nil {
 		session.mu.Lock()
-		topics = session.answer(topics)
+		answered, ok := session.answer(topics, epoch)
 		session.mu.Unlock()
+		if !ok {
+			releaseAll(topics)
+			return fetchError(r, req, kerr.InvalidFetchSessionEpoch.Code), nil
+		}
+		topics = answered
 	}
 	resp, err := h.encodeFetch(r, sessionID, topics)
 	if err != nil {
@@ -107,44 +110,60 @@ func serveFetch(h *Handler, ctx context.Context, r *request) (*netpoll.Response,
 	return resp, err
 }
 
+// fetchError is a Fetch response with a top-level error alone.
+func fetchError(r *request, req *kmsg.FetchRequest, code int16) *netpoll.Response {
+	resp := req.ResponseKind().(*kmsg.FetchResponse)
+	resp.ErrorCode = code
+	return encodeResponse(r, resp)
+}
+
 // fetchSession is the session a fetch is part of, after applying what the
-// fetch says of it (KIP-227): nil for a fetch without one, or an error
-// code for the response.
-func (h *Handler) fetchSession(version int16, req *kmsg.FetchRequest) (*fetchSession, int16) {
-	if version < 7 || h.sessions == nil {
-		return nil, 0
-	}
+// fetch says of it (KIP-227), and the epoch the fetch left it at: nil for
+// a fetch without one, or an error code for the response.
+func (h *Handler) fetchSession(version int16, req *kmsg.FetchRequest) (*fetchSession, int32, int16) {
+	full := req.SessionEpoch == 0 || req.SessionEpoch == finalEpoch
 	switch {
-	case req.SessionEpoch == 0 || req.SessionEpoch == finalEpoch:
-		// A full fetch ends the session it names, and opens a new one
-		// unless it is final.
-		if req.SessionID != 0 {
-			h.sessions.close(req.SessionID)
+	case version < 7:
+		return nil, 0, 0
+	case full && req.SessionID != 0 && h.sessions != nil:
+		h.sessions.close(req.SessionID) // a full fetch ends the session it names
+	case !full && (h.sessions == nil || req.SessionID == 0):
+		return nil, 0, kerr.FetchSessionIDNotFound.Code
+	}
+	byID := version >= 13
+	if full {
+		if req.SessionEpoch == finalEpoch || h.sessions == nil {
+			return nil, 0, 0
 		}
-		if req.SessionEpoch == finalEpoch {
-			return nil, 0
+		s := h.sessions.open(req, byID)
+		if s == nil {
+			return nil, 0, 0
 		}
-		s := h.sessions.open()
-		if s != nil {
-			s.byID = version >= 13
-			s.update(req)
-		}
-		return s, 0
-	case req.SessionID == 0:
-		return nil, kerr.InvalidFetchSessionEpoch.Code
+		return s, 1, 0
 	}
 	s := h.sessions.get(req.SessionID)
 	if s == nil {
-		return nil, kerr.FetchSessionIDNotFound.Code
+		return nil, 0, kerr.FetchSessionIDNotFound.Code
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if req.SessionEpoch != s.epoch || s.byID != (version >= 13) {
-		return nil, kerr.InvalidFetchSessionEpoch.Code
+	switch {
+	case s.byID != byID:
+		return nil, 0, kerr.FetchSessionTopicIDError.Code
+	case req.SessionEpoch != s.epoch:
+		return nil, 0, kerr.InvalidFetchSessionEpoch.Code
 	}
 	s.epoch = nextEpoch(s.epoch)
 	s.update(req)
-	return s, 0
+	if !h.sessions.recount(s, len(s.parts)) {
+		return nil, 0, kerr.FetchSessionIDNotFound.Code
+	}
+	if len(s.parts) == 0 {
+		// Kafka ends a session left with nothing, freeing its slot.
+		h.sessions.close(s.id)
+		return nil, 0, 0
+	}
+	return s, s.epoch, 0
 }
 
 // releaseAll drops the file references of a fetch once it is sent.

@@ -23,28 +23,44 @@ import (
 // min.incremental.fetch.session.eviction.ms.
 const fetchSessionIdle = 120 * time.Second
 
+// Bounds on what sessions hold, so that fetches naming huge numbers of
+// partitions cannot make the cache grow without limit: a session may hold
+// maxSessionPartitions, and a cache maxCachedPartitions across its
+// sessions (some 250 bytes each). A full fetch beyond them is answered
+// without a session; an incremental one that would pass them ends its
+// session, and the client starts over with a full fetch.
+const (
+	maxSessionPartitions = 100_000
+	maxCachedPartitions  = 1_000_000
+)
+
 // finalEpoch is the session epoch of a fetch that wants no session.
 const finalEpoch = -1
 
-// fetchSessions is the cache of sessions, at most slots of them.
+// fetchSessions is the cache of sessions, at most slots of them. Its
+// mutex guards the map, the partition count and each session's lastUsed
+// and counted.
 type fetchSessions struct {
-	mu       sync.Mutex
-	slots    int
-	sessions map[int32]*fetchSession
-	now      func() time.Time
+	mu         sync.Mutex
+	slots      int
+	sessions   map[int32]*fetchSession
+	partitions int // held by all sessions, as last counted
+	now        func() time.Time
 }
 
-// fetchSession is one client's session. Its mutex guards everything
-// below; a fetch holds it only to read or update the session, not while
-// it waits for records.
+// fetchSession is one client's session. Its mutex guards epoch, parts and
+// index; a fetch holds it only to read or update the session, not while
+// it waits for records. id and byID do not change.
 type fetchSession struct {
-	mu       sync.Mutex
-	id       int32
-	epoch    int32 // the epoch the next fetch must carry
+	mu    sync.Mutex
+	id    int32
+	byID  bool                // topics are named by ID (v13+), else by name
+	epoch int32               // the epoch the next fetch must carry
+	parts []*sessionPartition // in the order they are fetched
+	index map[sessionKey]*sessionPartition
+
 	lastUsed time.Time
-	byID     bool                // topics are named by ID (v13+), else by name
-	parts    []*sessionPartition // in the order they are fetched
-	index    map[sessionKey]*sessionPartition
+	counted  int // partitions the cache counts for the session
 }
 
 // sessionKey names a partition of a session: by topic ID or by name.
@@ -60,41 +76,52 @@ type sessionPartition struct {
 	key     sessionKey
 	topic   string
 	id      [16]byte
-	req     kmsg.FetchRequestTopicPartition
+	req     kmsg.FetchRequestTopicPartition // without its unknown tags, which would keep the request's frame alive
 	removed bool
 
-	sent       bool // in a response yet
-	hwm, start int64
-	errorCode  int16
-	served     bool // returned records in the response being answered
+	sent       bool  // in a response yet
+	hwm, start int64 // as last sent; hwm is -1 after an error, so the partition is sent again
+	served     bool  // returned records in the response being answered
 }
 
 func newFetchSessions(slots int) *fetchSessions {
 	return &fetchSessions{slots: slots, sessions: map[int32]*fetchSession{}, now: time.Now}
 }
 
-// open starts a session, or returns nil when the cache is full of
-// sessions in use (the fetch is then answered without one).
-func (c *fetchSessions) open() *fetchSession {
+// open starts a session holding req's partitions, or returns nil when the
+// cache has no room for it (the fetch is then answered without one). A
+// full cache makes room by evicting its least recently used session if
+// that has been idle for fetchSessionIdle.
+func (c *fetchSessions) open(req *kmsg.FetchRequest, byID bool) *fetchSession {
+	s := &fetchSession{byID: byID, epoch: 1, index: map[sessionKey]*sessionPartition{}}
+	s.update(req)
+	n := len(s.parts)
+	if n > maxSessionPartitions {
+		return nil
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
 	if len(c.sessions) >= c.slots {
 		var oldest *fetchSession
-		for _, s := range c.sessions {
-			if oldest == nil || s.lastUsed.Before(oldest.lastUsed) {
-				oldest = s
+		for _, o := range c.sessions {
+			if oldest == nil || o.lastUsed.Before(oldest.lastUsed) {
+				oldest = o
 			}
 		}
 		if oldest == nil || now.Sub(oldest.lastUsed) < fetchSessionIdle {
 			return nil
 		}
-		delete(c.sessions, oldest.id)
+		c.removeLocked(oldest)
 	}
-	s := &fetchSession{epoch: 1, lastUsed: now, index: map[sessionKey]*sessionPartition{}}
+	if c.partitions+n > maxCachedPartitions {
+		return nil
+	}
 	for s.id == 0 || c.sessions[s.id] != nil {
 		s.id = rand.Int32N(math.MaxInt32) + 1
 	}
+	s.lastUsed, s.counted = now, n
+	c.partitions += n
 	c.sessions[s.id] = s
 	return s
 }
@@ -110,10 +137,35 @@ func (c *fetchSessions) get(id int32) *fetchSession {
 	return s
 }
 
+// recount takes s's new partition count into the cache's; false when the
+// session or the cache would hold too many, and the session is removed.
+func (c *fetchSessions) recount(s *fetchSession, n int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sessions[s.id] != s {
+		return false
+	}
+	if n > maxSessionPartitions || c.partitions-s.counted+n > maxCachedPartitions {
+		c.removeLocked(s)
+		return false
+	}
+	c.partitions += n - s.counted
+	s.counted = n
+	return true
+}
+
 func (c *fetchSessions) close(id int32) {
 	c.mu.Lock()
-	delete(c.sessions, id)
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if s := c.sessions[id]; s != nil {
+		c.removeLocked(s)
+	}
+}
+
+func (c *fetchSessions) removeLocked(s *fetchSession) {
+	delete(c.sessions, s.id)
+	c.partitions -= s.counted
+	s.counted = 0
 }
 
 // nextEpoch is the epoch after e, which wraps to 1, never 0 or -1.
@@ -150,6 +202,7 @@ func (s *fetchSession) update(req *kmsg.FetchRequest) {
 	for _, rt := range req.Topics {
 		for _, rp := range rt.Partitions {
 			k := s.key(rt.Topic, rt.TopicID, rp.Partition)
+			rp.UnknownTags = kmsg.Tags{}
 			if sp := s.index[k]; sp != nil {
 				sp.req = rp
 				continue
@@ -182,8 +235,13 @@ func (s *fetchSession) request(req *kmsg.FetchRequest) *kmsg.FetchRequest {
 // watermark or log start offset moved since the last response. It records
 // what is sent, and moves the partitions that returned records to the end
 // of the fetch order, so that under the response's byte limit the others
-// get their turn next time.
-func (s *fetchSession) answer(topics []fetchTopic) []fetchTopic {
+// get their turn next time. It refuses (false) when another fetch moved
+// the session's epoch past epoch, the one this fetch left it at, since
+// the two would answer the same records.
+func (s *fetchSession) answer(topics []fetchTopic, epoch int32) ([]fetchTopic, bool) {
+	if s.epoch != epoch {
+		return nil, false
+	}
 	var out []fetchTopic
 	var served []*sessionPartition
 	for i := range topics {
@@ -198,7 +256,10 @@ func (s *fetchSession) answer(topics []fetchTopic) []fetchTopic {
 			if sp.sent && fp.bytes == 0 && fp.errorCode == 0 && fp.hwm == sp.hwm && fp.start == sp.start {
 				continue
 			}
-			sp.sent, sp.hwm, sp.start, sp.errorCode = true, fp.hwm, fp.start, fp.errorCode
+			sp.sent, sp.hwm, sp.start = true, fp.hwm, fp.start
+			if fp.errorCode != 0 {
+				sp.hwm = -1
+			}
 			if fp.bytes > 0 {
 				sp.served = true
 				served = append(served, sp)
@@ -216,5 +277,5 @@ func (s *fetchSession) answer(topics []fetchTopic) []fetchTopic {
 		}
 		s.parts = append(s.parts, served...)
 	}
-	return out
+	return out, true
 }

@@ -102,7 +102,7 @@ func TestFetchSessions(t *testing.T) {
 				{session, 4, kerr.InvalidFetchSessionEpoch},
 				{session, 9, kerr.InvalidFetchSessionEpoch},
 				{session + 1, 5, kerr.FetchSessionIDNotFound},
-				{0, 3, kerr.InvalidFetchSessionEpoch},
+				{0, 3, kerr.FetchSessionIDNotFound},
 			} {
 				if resp := fetch(t, h, sessionFetch(version, "s", id, tc.session, tc.epoch, nil)); resp.ErrorCode != tc.want.Code {
 					t.Errorf("session %d epoch %d: error %d, want %s", tc.session, tc.epoch, resp.ErrorCode, tc.want.Message)
@@ -118,6 +118,54 @@ func TestFetchSessions(t *testing.T) {
 				t.Fatalf("fetch in a closed session: error %d", resp.ErrorCode)
 			}
 		})
+	}
+}
+
+// TestFetchSessionEdges: an error is answered again once it clears, a
+// session whose partitions are all forgotten ends, a session is used with
+// the topic naming it was opened with, and huge sessions are declined.
+func TestFetchSessionEdges(t *testing.T) {
+	h, store := newTestHandler(t, func(c *Config) { c.FetchSessionSlots = 4 })
+	id := createTopic(t, h, "s", 1, nil)
+	produceTo(t, h, store, "s", 0, testBatch(t, 2, 10, record.None))
+
+	// Out of range, then back in range with nothing new: the partition
+	// is answered, without records, so the client learns the error is
+	// gone.
+	resp := fetch(t, h, sessionFetch(13, "s", id, 0, 0, map[int32]int64{0: 99}))
+	session := resp.SessionID
+	if p := resp.Topics[0].Partitions[0]; p.ErrorCode != kerr.OffsetOutOfRange.Code {
+		t.Fatalf("fetch past the end: error %d", p.ErrorCode)
+	}
+	if got := answered(fetch(t, h, sessionFetch(13, "s", id, session, 1, map[int32]int64{0: 2}))); !slices.Equal(got, []string{"0:0"}) {
+		t.Fatalf("after the error cleared: answered %v", got)
+	}
+
+	// A session used at a version naming topics the other way.
+	if resp := fetch(t, h, sessionFetch(12, "s", id, session, 2, nil)); resp.ErrorCode != kerr.FetchSessionTopicIDError.Code {
+		t.Fatalf("a v13 session used at v12: error %d", resp.ErrorCode)
+	}
+
+	// Forgetting every partition ends the session.
+	forget := sessionFetch(13, "s", id, session, 2, nil)
+	forget.ForgottenTopics = []kmsg.FetchRequestForgottenTopic{{TopicID: id, Partitions: []int32{0}}}
+	if resp := fetch(t, h, forget); resp.ErrorCode != 0 || resp.SessionID != 0 {
+		t.Fatalf("forgetting everything: error %d, session %d", resp.ErrorCode, resp.SessionID)
+	}
+	if resp := fetch(t, h, sessionFetch(13, "s", id, session, 3, nil)); resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("the emptied session: error %d", resp.ErrorCode)
+	}
+
+	// A full fetch of more partitions than a session may hold gets none.
+	huge := map[int32]int64{}
+	for p := range int32(maxSessionPartitions + 1) {
+		huge[p] = 0
+	}
+	if resp := fetch(t, h, sessionFetch(13, "s", id, 0, 0, huge)); resp.ErrorCode != 0 || resp.SessionID != 0 {
+		t.Fatalf("a full fetch of %d partitions: error %d, session %d", len(huge), resp.ErrorCode, resp.SessionID)
+	}
+	if h.sessions.partitions != 0 {
+		t.Fatalf("the cache counts %d partitions with no session", h.sessions.partitions)
 	}
 }
 
@@ -148,12 +196,16 @@ func TestFetchSessionCacheFull(t *testing.T) {
 }
 
 // TestFetchSessionsDeclined: with no slots, every fetch is answered
-// without a session, as before KIP-227.
+// without a session, as before KIP-227, and an incremental one names a
+// session that does not exist.
 func TestFetchSessionsDeclined(t *testing.T) {
 	h, _ := newTestHandler(t)
 	id := createTopic(t, h, "s", 1, nil)
 	if resp := fetch(t, h, sessionFetch(13, "s", id, 0, 0, map[int32]int64{0: 0})); resp.ErrorCode != 0 || resp.SessionID != 0 {
 		t.Fatalf("error %d, session %d", resp.ErrorCode, resp.SessionID)
+	}
+	if resp := fetch(t, h, sessionFetch(13, "s", id, 12345, 7, nil)); resp.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("an incremental fetch with sessions declined: error %d", resp.ErrorCode)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -127,11 +128,16 @@ func serve(cfg *config.Config, logger *zap.Logger) error {
 	// as a Kafka broker answers Metadata with the endpoint of the listener
 	// the request came in on.
 	var listeners []*listener
+	// All listeners drain at once, within one shutdown timeout: one at a
+	// time, a slow drain of one would leave the others serving and then
+	// cut off.
 	shutdown := func(ctx context.Context) error {
-		var errs []error
-		for _, l := range listeners {
-			errs = append(errs, l.srv.Shutdown(ctx))
+		errs := make([]error, len(listeners))
+		var wg sync.WaitGroup
+		for i, l := range listeners {
+			wg.Go(func() { errs[i] = l.srv.Shutdown(ctx) })
 		}
+		wg.Wait()
 		return errors.Join(errs...)
 	}
 	for _, l := range cfg.ClientListeners() {
