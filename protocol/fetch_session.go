@@ -249,11 +249,8 @@ func (s *fetchSession) answer(topics []fetchTopic, epoch int32) ([]fetchTopic, b
 		ft.parts = nil
 		for _, fp := range topics[i].parts {
 			sp := s.index[s.key(topics[i].name, topics[i].id, fp.req.Partition)]
-			if sp == nil { // forgotten by a later fetch meanwhile
-				releaseChunks(fp.chunks)
-				continue
-			}
-			if sp.sent && fp.bytes == 0 && fp.errorCode == 0 && fp.hwm == sp.hwm && fp.start == sp.start {
+			if sp == nil || sp.sent && fp.bytes == 0 && fp.errorCode == 0 && fp.hwm == sp.hwm && fp.start == sp.start {
+				releaseChunks(fp.chunks) // not answered (nil: forgotten by a fetch meanwhile)
 				continue
 			}
 			sp.sent, sp.hwm, sp.start = true, fp.hwm, fp.start
