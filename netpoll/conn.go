@@ -149,6 +149,9 @@ func (c *Conn) readLoop() {
 		}
 		c.srv.stats.requests.Add(1)
 		resp, err := c.srv.handler.Serve(c.serveCtx, c, frame)
+		if r, ok := c.srv.handler.(FrameRecycler); ok && r.Recyclable(frame) {
+			recycleFrame(frame)
+		}
 		if resp != nil && !c.enqueue(resp) {
 			return
 		}

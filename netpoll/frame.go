@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
+	"sync"
 )
 
 // readBufferSize is the per-connection read buffer. It lets one read(2)
@@ -38,9 +40,10 @@ func newFrameReader(r io.Reader, max int32) *frameReader {
 	return &frameReader{r: bufio.NewReaderSize(r, readBufferSize), max: max}
 }
 
-// next returns the next frame in a freshly allocated slice, which the
-// handler may keep. It returns io.EOF only when the stream ends cleanly
-// between frames and io.ErrUnexpectedEOF when it ends inside one.
+// next returns the next frame in a slice of its own, which the handler
+// may keep (or give back with recycleFrame). It returns io.EOF only when
+// the stream ends cleanly between frames and io.ErrUnexpectedEOF when it
+// ends inside one.
 func (fr *frameReader) next() ([]byte, error) {
 	if _, err := io.ReadFull(fr.r, fr.size[:]); err != nil {
 		return nil, err
@@ -49,7 +52,7 @@ func (fr *frameReader) next() ([]byte, error) {
 	if n < 0 || n > fr.max {
 		return nil, &FrameSizeError{Size: n, Max: fr.max}
 	}
-	frame := make([]byte, n)
+	frame := fr.alloc(int(n))
 	if _, err := io.ReadFull(fr.r, frame); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
@@ -57,4 +60,39 @@ func (fr *frameReader) next() ([]byte, error) {
 		return nil, err
 	}
 	return frame, nil
+}
+
+// Frames of recyclableFrameBytes and more come from framePools, by size
+// class (the power of two at or above their size), and go back there when
+// the handler has kept nothing of them. Producing to many partitions sends
+// frames of many megabytes; allocating each afresh costs page faults and
+// zeroing of memory the frame overwrites anyway, more than the copy from
+// the socket.
+const recyclableFrameBytes = 64 << 10
+
+var framePools [64]sync.Pool // of *[]byte, by size class
+
+func frameClass(n int) int { return bits.Len(uint(n - 1)) }
+
+// alloc returns a slice of n bytes for a frame, never with room beyond
+// the frame limit.
+func (fr *frameReader) alloc(n int) []byte {
+	if n < recyclableFrameBytes {
+		return make([]byte, n)
+	}
+	c := frameClass(n)
+	if b, ok := framePools[c].Get().(*[]byte); ok && cap(*b) >= n {
+		return (*b)[:n]
+	}
+	return make([]byte, n, min(1<<c, int(fr.max)))
+}
+
+// recycleFrame gives frame's memory to a later frame; the caller must not
+// use frame afterwards.
+func recycleFrame(frame []byte) {
+	if cap(frame) < recyclableFrameBytes {
+		return
+	}
+	frame = frame[:0]
+	framePools[frameClass(cap(frame))].Put(&frame)
 }

@@ -69,6 +69,13 @@ type Handler interface {
 	Serve(ctx context.Context, c *Conn, frame []byte) (*Response, error)
 }
 
+// FrameRecycler is a Handler that can tell, once Serve has returned,
+// that it kept nothing of a frame (nor gave it to anything that runs
+// later), so that the server may reuse the frame's memory.
+type FrameRecycler interface {
+	Recyclable(frame []byte) bool
+}
+
 // Config configures a Server.
 type Config struct {
 	Addr string // host:port

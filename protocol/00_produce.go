@@ -18,7 +18,10 @@ import (
 // exactly one batch, as Apache Kafka requires of v3+. Clients may not
 // write to the group coordinator's __consumer_offsets
 // (INVALID_TOPIC_EXCEPTION, as Kafka answers for internal topics).
-func init() { register(api{key: 0, min: 3, max: 13, serve: serveProduce}) }
+// produceKey is Produce's API key.
+const produceKey = 0
+
+func init() { register(api{key: produceKey, min: 3, max: 13, serve: serveProduce}) }
 
 func serveProduce(h *Handler, ctx context.Context, r *request) (*netpoll.Response, error) {
 	req := kmsg.NewPtrProduceRequest()

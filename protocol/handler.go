@@ -112,6 +112,14 @@ func New(cfg Config, store *log.Log, logger *zap.Logger, opts ...Option) *Handle
 	return h
 }
 
+// Recyclable reports whether Serve kept nothing of frame once it
+// returned: true for Produce, whose record batches are written to the
+// CommitLog before Serve returns and referenced by nothing after, and
+// which carries nearly all the bytes clients send.
+func (h *Handler) Recyclable(frame []byte) bool {
+	return len(frame) >= 2 && binary.BigEndian.Uint16(frame) == produceKey
+}
+
 // Stats returns the protocol counters.
 func (h *Handler) Stats() Stats {
 	return Stats{Requests: h.requests.Load(), FetchBytesCopied: h.fetchBytesCopied.Load(), FetchBytesFile: h.fetchBytesFile.Load()}
