@@ -337,7 +337,7 @@ func (l *Log) CreateTopic(name string, partitions int32, configs map[string]stri
 	}
 	t := &topic{name: name, id: newTopicID(), configs: configs}
 	t.settings.Store(new(parseSettings(l.opts.TopicDefaults, configs)))
-	if err := l.growLocked(t, partitions); err != nil {
+	if err := l.growLocked(t, partitions, true); err != nil {
 		return Topic{}, err
 	}
 	l.topics[name] = t
@@ -353,18 +353,35 @@ func (l *Log) CreateTopic(name string, partitions int32, configs map[string]stri
 	return t.describe(), nil
 }
 
-// growLocked opens ConsumeQueues for partitions up to total.
-func (l *Log) growLocked(t *topic, total int32) error {
+// growLocked opens ConsumeQueues for partitions up to total. For new
+// partitions (created, not recovered) it also makes each one's first
+// ConsumeQueue file, so that the topic's first produce does not pay for
+// creating and preallocating a file per partition, and on failure removes
+// what it made; recovery's are only closed, as they hold data.
+func (l *Log) growLocked(t *topic, total int32, created bool) error {
 	parts := slices.Clone(t.parts)
+	undo := func() {
+		for _, p := range parts[len(t.parts):] {
+			if created {
+				p.cq.Remove()
+			} else {
+				p.cq.Close()
+			}
+		}
+	}
 	for i := int32(len(parts)); i < total; i++ {
 		cq, err := l.openConsumeQueue(t, i)
 		if err != nil {
-			for _, p := range parts[len(t.parts):] {
-				p.cq.Remove()
-			}
+			undo()
 			return errors.Join(ErrStorage, err)
 		}
 		parts = append(parts, newPartition(l, t, i, cq))
+		if created {
+			if err := cq.Preallocate(); err != nil {
+				undo()
+				return errors.Join(ErrStorage, err)
+			}
+		}
 	}
 	t.parts = parts
 	return nil
@@ -382,7 +399,7 @@ func (l *Log) CreatePartitions(name string, total int32) error {
 		return fmt.Errorf("%w: topic %s has %d partitions, cannot go to %d", ErrInvalidPartitions, name, len(t.parts), total)
 	}
 	old := t.parts
-	if err := l.growLocked(t, total); err != nil {
+	if err := l.growLocked(t, total, true); err != nil {
 		return err
 	}
 	if err := l.saveMetadataLocked(); err != nil {

@@ -488,3 +488,24 @@ func TestSecondOpenOfADirectoryIsRefused(t *testing.T) {
 	l = openTest(t, o) // the lock went with Close
 	l.Close()
 }
+
+// TestCreatedPartitionsHaveTheirFirstConsumeQueueFile: creating a topic
+// (or growing it) makes each new partition's first ConsumeQueue file, so
+// the first produce to many partitions does not create files.
+func TestCreatedPartitionsHaveTheirFirstConsumeQueueFile(t *testing.T) {
+	fs := segment.NewMemFS()
+	l := openTest(t, testOptions(fs))
+	defer l.Close()
+	if _, err := l.CreateTopic("t", 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CreatePartitions("t", 5); err != nil {
+		t.Fatal(err)
+	}
+	for p := range int32(5) {
+		names, err := fs.ReadDir(l.consumeQueueDir("t", p))
+		if err != nil || len(names) != 1 {
+			t.Errorf("partition %d: ConsumeQueue files %v (%v), want one", p, names, err)
+		}
+	}
+}

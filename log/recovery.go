@@ -45,7 +45,7 @@ func (l *Log) recover() error {
 		}
 		t := &topic{name: tm.Name, id: id, configs: tm.Configs}
 		t.settings.Store(new(parseSettings(l.opts.TopicDefaults, tm.Configs)))
-		if err := l.growLocked(t, tm.Partitions); err != nil {
+		if err := l.growLocked(t, tm.Partitions, false); err != nil {
 			return err
 		}
 		l.topics[t.name] = t

@@ -66,6 +66,7 @@ type config struct {
 	ClientLog   kgo.LogLevel  // franz-go client logging, to Log
 	StopTimeout time.Duration
 	CPUProfile  string    // file for a CPU profile of the client side; empty for none
+	WarmMemory  bool      // touch fresh memory before each run (warmMemory)
 	Log         io.Writer // progress lines; never nil after parseFlags
 }
 
@@ -123,6 +124,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		stopTimeout = fs.Duration("stop-timeout", 30*time.Second, "how long to wait for a target to exit after SIGTERM before killing it")
 		clientLog   = fs.String("client-log", "none", "franz-go client log level, to stderr: none, error, warn, info, debug")
 		cpuProfile  = fs.String("cpuprofile", "", "write a CPU profile of the client side (producer and consumer) to this file")
+		warm        = fs.Bool("warm-memory", true, "before each run, touch and free twice the volume of memory (at most 4 GiB), so that no target pays a virtual machine's first touch of fresh memory")
 		brokerArgs  stringList
 	)
 	fs.Var(&brokerArgs, "broker-arg", "extra argument for the broker binary, e.g. --broker-arg=--log.flush.interval.ms=1000 (repeatable)")
@@ -140,6 +142,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 		BrokerBin:   *brokerBin,
 		BrokerArgs:  brokerArgs,
 		CPUProfile:  *cpuProfile,
+		WarmMemory:  *warm,
 		Linger:      *linger,
 		Compression: *compression,
 		JSON:        *jsonOut,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"time"
 )
@@ -52,6 +53,9 @@ func run(ctx context.Context, cfg *config) (*report, error) {
 	var errs []error
 	for _, partitions := range cfg.Partitions {
 		for _, name := range cfg.Targets {
+			if cfg.WarmMemory {
+				warmMemory(min(2*rep.VolumeBytes, maxWarmBytes))
+			}
 			res := runOne(ctx, cfg, name, brokerBin, work, partitions, pool, records)
 			rep.Results = append(rep.Results, res)
 			if res.Error != "" {
@@ -65,6 +69,29 @@ func run(ctx context.Context, cfg *config) (*report, error) {
 	}
 	rep.computeRatios()
 	return rep, errors.Join(errs...)
+}
+
+// maxWarmBytes bounds warmMemory.
+const maxWarmBytes = 4 << 30
+
+// warmMemory touches n bytes of fresh memory and gives it back to the
+// system. On a virtual machine the first touch of a guest page costs the
+// hypervisor's work; without this, whichever target runs first on memory
+// the machine has not used before pays it (seen here as twice the broker's
+// produce CPU in the first of identical runs), and the order of targets
+// biases the comparison.
+func warmMemory(n int64) {
+	const chunk = 64 << 20
+	var held [][]byte
+	for ; n > 0; n -= chunk {
+		b := make([]byte, chunk)
+		for i := 0; i < len(b); i += 4096 {
+			b[i] = 1
+		}
+		held = append(held, b)
+	}
+	runtime.KeepAlive(held) // all of it touched at once, then freed
+	debug.FreeOSMemory()
 }
 
 // runOne starts a fresh target, creates the topic, produces, consumes and
