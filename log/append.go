@@ -24,8 +24,8 @@ type BatchAppend struct {
 }
 
 // Append appends every batch, each to its partition, as one CommitLog
-// write: a Produce request spread over many partitions costs one pwritev,
-// not one per partition. Each batch is validated and checked against its
+// write: a Produce request spread over many partitions costs a pwritev
+// per MiB, not one per partition. Each batch is validated and checked against its
 // producer's sequence on its own, and fails or succeeds on its own.
 func (l *Log) Append(appends []BatchAppend) {
 	now := l.opts.Now().UnixMilli()

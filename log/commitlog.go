@@ -47,10 +47,17 @@ func (c *commitLog) start() int64 {
 	return c.written.Load()
 }
 
-// appendBatches writes the entries of batches back to back with as few
-// pwritev calls as the file boundaries allow, sets each batch's pos, and
-// returns the end of the last entry. Nothing counts as written unless all
-// of it is.
+// maxWriteBytes bounds one pwritev of appendBatches: a produce request
+// of 100 partitions is some 12 MB, and writing it in one call cost the
+// kernel three times the CPU of writing it in 1 MiB calls (the copy into
+// the page cache, copy_folio_from_iter_atomic, dominating); 256 KiB calls
+// were no cheaper than 1 MiB ones, 4 MiB ones as dear as one call.
+const maxWriteBytes = 1 << 20
+
+// appendBatches writes the entries of batches back to back in pwritev
+// calls of about maxWriteBytes (and at file boundaries), sets each batch's
+// pos, and returns the end of the last entry. Nothing counts as written
+// unless all of it is.
 func (c *commitLog) appendBatches(storeTime int64, batches []*BatchAppend) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -82,6 +89,12 @@ func (c *commitLog) appendBatches(storeTime int64, batches []*BatchAppend) (int6
 			}
 			pos = seg.Base() + size
 			if seg, err = c.queue.SegmentFor(pos); err != nil {
+				return 0, errors.Join(ErrStorage, err)
+			}
+			groupStart, c.iov = pos, c.iov[:0]
+		}
+		if pos-groupStart >= maxWriteBytes {
+			if err := seg.WriteAt(c.iov, groupStart-seg.Base()); err != nil {
 				return 0, errors.Join(ErrStorage, err)
 			}
 			groupStart, c.iov = pos, c.iov[:0]

@@ -52,7 +52,8 @@
 // Writes go with pwritev to the page cache; the flusher fsyncs on
 // flush.interval.ms (ASYNC_FLUSH) or, in SYNC_FLUSH, once per group of
 // waiting acks=all producers. A Produce request's batches, whatever their
-// partitions, go to the CommitLog in one pwritev. Each ConsumeQueue entry is
+// partitions, go to the CommitLog in pwritev calls of about 1 MiB (one
+// call for a whole large request costs the kernel more). Each ConsumeQueue entry is
 // appended right after its CommitLog entry, under the partition's lock, so
 // offsets are assigned in CommitLog order; the ConsumeQueue writes its
 // entries to its file a page at a time (see package index), which is safe
