@@ -109,7 +109,8 @@ func joinReq(group, member string, v int16, session, rebalance time.Duration) *k
 // joinAsync sends a JoinGroup in the background.
 func (e *testEnv) joinAsync(req *kmsg.JoinGroupRequest) <-chan *kmsg.JoinGroupResponse {
 	ch := make(chan *kmsg.JoinGroupResponse, 1)
-	go func() { ch <- e.c.JoinGroup(context.Background(), req, Client{ID: "test", Host: "/127.0.0.1"}) }()
+	c := e.c // the goroutine may outlive the test's environment
+	go func() { ch <- c.JoinGroup(context.Background(), req, Client{ID: "test", Host: "/127.0.0.1"}) }()
 	return ch
 }
 
@@ -161,7 +162,8 @@ func (e *testEnv) sync(group, member string, generation int32, assignments map[s
 		req.GroupAssignment = append(req.GroupAssignment, ra)
 	}
 	ch := make(chan *kmsg.SyncGroupResponse, 1)
-	go func() { ch <- e.c.SyncGroup(context.Background(), req) }()
+	c := e.c // the goroutine may outlive the test's environment
+	go func() { ch <- c.SyncGroup(context.Background(), req) }()
 	return ch
 }
 

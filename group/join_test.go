@@ -362,7 +362,8 @@ func TestJoinContextEnds(t *testing.T) {
 	first := e.join(joinReq("g", "", 9, session, rebalance))
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan *kmsg.JoinGroupResponse, 1)
-	go func() { ch <- e.c.JoinGroup(ctx, joinReq("g", first.MemberID, 9, session, rebalance), Client{}) }()
+	c := e.c
+	go func() { ch <- c.JoinGroup(ctx, joinReq("g", first.MemberID, 9, session, rebalance), Client{}) }()
 	notYet(t, ch, "join during the initial delay")
 	cancel()
 	if r := wait(t, ch); r.ErrorCode != kerr.NotCoordinator.Code {
