@@ -285,20 +285,6 @@ func (cq *ConsumeQueue) Append(e Entry) error {
 	return nil
 }
 
-// Preallocate creates the file the next entry goes to, if it does not
-// exist yet, so that the first Append into it does not pay for creating
-// and preallocating it: a topic created with many partitions pays at
-// creation rather than on its first produce.
-func (cq *ConsumeQueue) Preallocate() error {
-	cq.wmu.Lock()
-	defer cq.wmu.Unlock()
-	if cq.closed.Load() {
-		return segment.ErrClosed
-	}
-	_, err := cq.q.SegmentFor(cq.n.Load() * EntrySize)
-	return err
-}
-
 // flush writes entries [flushed, end) from the tail to s, the file that
 // holds them, with one pwritev, then publishes end as both flushed and Len.
 // On failure neither moves and the tail keeps its entries. Callers hold wmu.

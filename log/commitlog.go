@@ -20,6 +20,7 @@ type commitLog struct {
 	mu      sync.Mutex // serialises appends and rolls
 	hdr     []byte     // reusable entry headers, guarded by mu
 	iov     [][]byte   // reusable pwritev vector, guarded by mu
+	writes  []pwrite   // reusable list of a request's writes, guarded by mu
 	written atomic.Int64
 	synced  atomic.Int64
 
@@ -54,10 +55,20 @@ func (c *commitLog) start() int64 {
 // were no cheaper than 1 MiB ones, 4 MiB ones as dear as one call.
 const maxWriteBytes = 1 << 20
 
+// pwrite is one pwritev of appendBatches: iov[from:to] at off in seg.
+type pwrite struct {
+	seg      *segment.Segment
+	off      int64
+	from, to int
+}
+
 // appendBatches writes the entries of batches back to back in pwritev
 // calls of about maxWriteBytes (and at file boundaries), sets each batch's
 // pos, and returns the end of the last entry. Nothing counts as written
-// unless all of it is.
+// unless all of it is: the calls go last to first, so that if one fails
+// (or the process dies) before the first, the CommitLog still ends where
+// it did, at zeros recovery stops at, and no part of a request that
+// failed comes back after a restart.
 func (c *commitLog) appendBatches(storeTime int64, batches []*BatchAppend) (int64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -73,42 +84,64 @@ func (c *commitLog) appendBatches(storeTime int64, batches []*BatchAppend) (int6
 	if err != nil {
 		return 0, errors.Join(ErrStorage, err)
 	}
+	c.iov, c.writes = c.iov[:0], c.writes[:0]
 	groupStart, hdrOff := pos, 0
-	c.iov = c.iov[:0]
+	endWrite := func() {
+		c.writes = append(c.writes, pwrite{seg: seg, off: groupStart - seg.Base(), from: c.writes[len(c.writes)-1].to, to: len(c.iov)})
+	}
+	c.writes = append(c.writes, pwrite{}) // a sentinel: the first write starts at iov[0]
 	for _, a := range batches {
 		hdrLen := entryFixedSize + len(a.Partition.topic.name)
 		total := int64(hdrLen + len(a.Batch))
 		if off := pos - seg.Base(); off+total > size {
-			// The entry does not fit: write what is pending, end this
-			// file with padding and go on in the next.
+			// The entry does not fit: end this file with padding and
+			// go on in the next.
 			if rest := size - off; rest >= minEntrySize {
 				c.iov = append(c.iov, paddingMarker(int(rest)))
 			}
-			if err := seg.WriteAt(c.iov, groupStart-seg.Base()); err != nil {
-				return 0, errors.Join(ErrStorage, err)
-			}
+			endWrite()
 			pos = seg.Base() + size
 			if seg, err = c.queue.SegmentFor(pos); err != nil {
 				return 0, errors.Join(ErrStorage, err)
 			}
-			groupStart, c.iov = pos, c.iov[:0]
+			groupStart = pos
 		}
 		if pos-groupStart >= maxWriteBytes {
-			if err := seg.WriteAt(c.iov, groupStart-seg.Base()); err != nil {
-				return 0, errors.Join(ErrStorage, err)
-			}
-			groupStart, c.iov = pos, c.iov[:0]
+			endWrite()
+			groupStart = pos
 		}
 		c.iov = append(c.iov, c.hdr[hdrOff:hdrOff+hdrLen], a.Batch)
 		hdrOff += hdrLen
 		a.pos = pos + int64(hdrLen)
 		pos += total
 	}
-	if err := seg.WriteAt(c.iov, groupStart-seg.Base()); err != nil {
-		return 0, errors.Join(ErrStorage, err)
+	endWrite()
+	for i := len(c.writes) - 1; i > 0; i-- {
+		w := c.writes[i]
+		if w.from == w.to {
+			continue
+		}
+		if err := w.seg.WriteAt(c.iov[w.from:w.to], w.off); err != nil {
+			c.unwrite(c.writes[i+1:])
+			return 0, errors.Join(ErrStorage, err)
+		}
 	}
 	c.written.Store(pos)
 	return pos, nil
+}
+
+// unwrite zeroes, as far as it can, the writes of a request that failed
+// after them: beyond the CommitLog's end they are unreachable, but a later
+// append that happened to end where one of them begins would make it look
+// like a continuation to recovery.
+func (c *commitLog) unwrite(done []pwrite) {
+	for _, w := range done {
+		var n int64
+		for _, b := range c.iov[w.from:w.to] {
+			n += int64(len(b))
+		}
+		_ = w.seg.Zero(w.off, n) // best effort: the write failing is what the caller reports
+	}
 }
 
 // sync makes everything written so far durable and returns the position it

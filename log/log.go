@@ -353,11 +353,9 @@ func (l *Log) CreateTopic(name string, partitions int32, configs map[string]stri
 	return t.describe(), nil
 }
 
-// growLocked opens ConsumeQueues for partitions up to total. For new
-// partitions (created, not recovered) it also makes each one's first
-// ConsumeQueue file, so that the topic's first produce does not pay for
-// creating and preallocating a file per partition, and on failure removes
-// what it made; recovery's are only closed, as they hold data.
+// growLocked opens ConsumeQueues for partitions up to total. On failure
+// it removes the queues it opened for new partitions (created), and only
+// closes those recovery opened, which hold data.
 func (l *Log) growLocked(t *topic, total int32, created bool) error {
 	parts := slices.Clone(t.parts)
 	undo := func() {
@@ -376,12 +374,6 @@ func (l *Log) growLocked(t *topic, total int32, created bool) error {
 			return errors.Join(ErrStorage, err)
 		}
 		parts = append(parts, newPartition(l, t, i, cq))
-		if created {
-			if err := cq.Preallocate(); err != nil {
-				undo()
-				return errors.Join(ErrStorage, err)
-			}
-		}
 	}
 	t.parts = parts
 	return nil

@@ -489,23 +489,49 @@ func TestSecondOpenOfADirectoryIsRefused(t *testing.T) {
 	l.Close()
 }
 
-// TestCreatedPartitionsHaveTheirFirstConsumeQueueFile: creating a topic
-// (or growing it) makes each new partition's first ConsumeQueue file, so
-// the first produce to many partitions does not create files.
-func TestCreatedPartitionsHaveTheirFirstConsumeQueueFile(t *testing.T) {
+// TestRequestFailingInItsSecondWrite: a request written in two pwritev
+// calls (here because it crosses into the next file) whose first-issued
+// call succeeds and second fails fails as a whole: no partition moves,
+// nothing is readable, and the next request takes the same offsets and
+// position; after a crash, none of the failed request comes back.
+func TestRequestFailingInItsSecondWrite(t *testing.T) {
 	fs := segment.NewMemFS()
 	l := openTest(t, testOptions(fs))
-	defer l.Close()
 	if _, err := l.CreateTopic("t", 3, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.CreatePartitions("t", 5); err != nil {
-		t.Fatal(err)
+	request := func() []BatchAppend {
+		var appends []BatchAppend
+		for i := range int32(3) {
+			p, _ := l.Partition("t", i)
+			appends = append(appends, BatchAppend{Partition: p, Batch: buildBatch(t, batchSpec{n: 1, valueSize: 30000})})
+		}
+		return appends
 	}
-	for p := range int32(5) {
-		names, err := fs.ReadDir(l.consumeQueueDir("t", p))
-		if err != nil || len(names) != 1 {
-			t.Errorf("partition %d: ConsumeQueue files %v (%v), want one", p, names, err)
+	failed := request()
+	fs.FailWritesAfter(1, syscall.EIO)
+	l.Append(failed)
+	fs.FailWrites(nil)
+	for i, a := range failed {
+		if !errors.Is(a.Err, ErrStorage) || a.Partition.HighWatermark() != 0 {
+			t.Fatalf("partition %d of the failed request: %v, high watermark %d", i, a.Err, a.Partition.HighWatermark())
+		}
+	}
+	again := request()
+	l.Append(again)
+	for i, a := range again {
+		if a.Err != nil || a.Result.BaseOffset != 0 {
+			t.Fatalf("partition %d of the next request: %+v %v", i, a.Result, a.Err)
+		}
+	}
+	l.cl.sync()
+	fs.Crash()
+	l = openTest(t, testOptions(fs))
+	defer l.Close()
+	for i := range int32(3) {
+		p, _ := l.Partition("t", i)
+		if got := readAll(t, p, 0); fmt.Sprint(got) != "[0]" {
+			t.Fatalf("partition %d after a crash: %v", i, got)
 		}
 	}
 }

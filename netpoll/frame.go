@@ -62,29 +62,36 @@ func (fr *frameReader) next() ([]byte, error) {
 	return frame, nil
 }
 
-// Frames of recyclableFrameBytes and more come from framePools, by size
-// class (the power of two at or above their size), and go back there when
-// the handler has kept nothing of them. Producing to many partitions sends
-// frames of many megabytes; allocating each afresh costs page faults and
-// zeroing of memory the frame overwrites anyway, more than the copy from
-// the socket.
+// Frames of recyclableFrameBytes and more are allocated at their size
+// and, once the handler has kept nothing of them, filed in framePools by
+// the power of two at or below their capacity, to hold a later frame.
+// Producing to many partitions sends frames of many megabytes; allocating
+// each afresh costs page faults and zeroing of memory the frame overwrites
+// anyway, more than the copy from the socket.
 const recyclableFrameBytes = 64 << 10
 
-var framePools [64]sync.Pool // of *[]byte, by size class
+var framePools [64]sync.Pool // of *[]byte, by floor(log2(capacity))
 
-func frameClass(n int) int { return bits.Len(uint(n - 1)) }
-
-// alloc returns a slice of n bytes for a frame, never with room beyond
-// the frame limit.
+// alloc returns a slice of n bytes for a frame: a recycled buffer that
+// can hold it within the frame limit, or a new one of exactly n bytes.
 func (fr *frameReader) alloc(n int) []byte {
 	if n < recyclableFrameBytes {
 		return make([]byte, n)
 	}
-	c := frameClass(n)
-	if b, ok := framePools[c].Get().(*[]byte); ok && cap(*b) >= n {
-		return (*b)[:n]
+	// Buffers filed one class below n's may be large enough too; those
+	// of n's class (rounded up) always are.
+	ceil := bits.Len(uint(n - 1))
+	for _, c := range []int{ceil, ceil - 1} {
+		b, ok := framePools[c].Get().(*[]byte)
+		if !ok {
+			continue
+		}
+		if cap(*b) >= n && cap(*b) <= int(fr.max) {
+			return (*b)[:n]
+		}
+		framePools[c].Put(b)
 	}
-	return make([]byte, n, min(1<<c, int(fr.max)))
+	return make([]byte, n)
 }
 
 // recycleFrame gives frame's memory to a later frame; the caller must not
@@ -94,5 +101,5 @@ func recycleFrame(frame []byte) {
 		return
 	}
 	frame = frame[:0]
-	framePools[frameClass(cap(frame))].Put(&frame)
+	framePools[bits.Len(uint(cap(frame)))-1].Put(&frame)
 }

@@ -26,6 +26,7 @@ type MemFS struct {
 	mu       sync.Mutex
 	root     *memNode
 	fail     error     // returned by writes; see FailWrites
+	failIn   int       // writes left before fail applies; see FailWritesAfter
 	failRead string    // files whose reads fail with EIO; see FailReads
 	last     *memWrite // most recent write not yet covered by a Sync
 }
@@ -58,7 +59,16 @@ func newDir() *memNode {
 func (fs *MemFS) FailWrites(err error) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	fs.fail = err
+	fs.fail, fs.failIn = err, 0
+}
+
+// FailWritesAfter lets n more writes (of data: not truncates or
+// allocations) succeed and makes every write after them fail with err, as
+// FailWrites does.
+func (fs *MemFS) FailWritesAfter(n int, err error) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	fs.fail, fs.failIn = err, n
 }
 
 // FailReads makes reads of the file at path fail with EIO, as a damaged
@@ -343,6 +353,10 @@ func (f *memFile) check(op string, write bool) error {
 	case write && !f.write, !write && !f.read:
 		return pathErr(op, f.name, syscall.EBADF)
 	case write && f.fs.fail != nil:
+		if op == "write" && f.fs.failIn > 0 {
+			f.fs.failIn--
+			return nil
+		}
 		return pathErr(op, f.name, f.fs.fail)
 	}
 	return nil
