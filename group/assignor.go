@@ -15,9 +15,7 @@ type assignment map[log.TopicID][]int32
 
 // assignMember is one member as the assignor sees it.
 type assignMember struct {
-	id         string
-	instanceID *string // static member id, may be nil
-	rack       *string // may be nil; the assignors ignore racks
+	id string
 	// topics are the subscribed topics that exist, sorted, no duplicates.
 	topics []log.TopicID
 	// current is the member's previous target assignment; it may name

@@ -591,7 +591,7 @@ func (g *group) bumpEpoch(reason string) {
 	spec := assignSpec{partitions: cg.partitions}
 	for _, m := range cg.sortedMembers() {
 		spec.members = append(spec.members, assignMember{
-			id: m.id, instanceID: m.instanceID, rack: m.rackID, topics: m.subscribed, current: cg.target[m.id],
+			id: m.id, topics: m.subscribed, current: cg.target[m.id],
 		})
 	}
 	cg.assignor = cg.selectAssignor()

@@ -103,20 +103,28 @@ func (p *Partition) LogStartOffset() int64 { return p.start.Load() }
 // as the offsets topic, can rewrite its live records once this passes a
 // file's size, so that it never holds old files.
 func (p *Partition) PinnedBytes() (int64, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	pos, ok, err := p.oldestLivePos()
+	if !ok || err != nil {
+		return 0, err
+	}
+	return p.log.cl.written.Load() - pos, nil
+}
+
+// oldestLivePos is the CommitLog position of the partition's oldest live
+// batch; false when it has none. Like reads, it needs no lock.
+func (p *Partition) oldestLivePos() (int64, bool, error) {
 	if p.start.Load() >= p.end.Load() {
-		return 0, nil
+		return 0, false, nil
 	}
 	i, ok := p.cq.SearchOffset(p.start.Load())
 	if !ok {
-		return 0, nil
+		return 0, false, nil
 	}
 	e, err := p.cq.At(i)
 	if err != nil {
-		return 0, errors.Join(ErrStorage, err)
+		return 0, false, errors.Join(ErrStorage, err)
 	}
-	return p.log.cl.written.Load() - e.Pos, nil
+	return e.Pos, true, nil
 }
 
 // AppendResult says where a batch landed.

@@ -250,18 +250,13 @@ func (l *Log) removeDeadFiles(parts []*Partition) error {
 	// has not read yet.
 	oldest := min(l.cl.written.Load(), l.keys.indexedTo())
 	for _, p := range parts {
-		if p.start.Load() >= p.end.Load() {
-			continue
-		}
-		i, ok := p.cq.SearchOffset(p.start.Load())
-		if !ok {
-			continue
-		}
-		e, err := p.cq.At(i)
+		pos, ok, err := p.oldestLivePos()
 		if err != nil {
-			return errors.Join(ErrStorage, err)
+			return err
 		}
-		oldest = min(oldest, e.Pos)
+		if ok {
+			oldest = min(oldest, pos)
+		}
 	}
 	n, err := l.cl.queue.RemoveBefore(oldest)
 	if err != nil {
