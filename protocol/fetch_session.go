@@ -73,7 +73,6 @@ type sessionKey struct {
 // sessionPartition is a partition of a session: the client's last word on
 // it, and what the session's last response told the client.
 type sessionPartition struct {
-	key     sessionKey
 	topic   string
 	id      [16]byte
 	req     kmsg.FetchRequestTopicPartition // without its unknown tags, which would keep the request's frame alive
@@ -207,7 +206,7 @@ func (s *fetchSession) update(req *kmsg.FetchRequest) {
 				sp.req = rp
 				continue
 			}
-			sp := &sessionPartition{key: k, topic: rt.Topic, id: rt.TopicID, req: rp}
+			sp := &sessionPartition{topic: rt.Topic, id: rt.TopicID, req: rp}
 			s.index[k] = sp
 			s.parts = append(s.parts, sp)
 		}
